@@ -1,0 +1,387 @@
+// The forwarder: one inbound packet (a raw IPv4/IPv6 packet to a VIP, as a TUN device or
+// an XDP/AF_PACKET engine hands it over) in, one VXLAN-encapsulated packet to the
+// backend's host out, or a counted drop. Pure and synchronous: time is passed in, the only
+// state is the connection table and counters, and the per-packet path allocates nothing.
+//
+//   const verdict = fwd.forward(buf, len, nowMs);
+//   if (verdict === Verdict.forward) send(fwd.out, fwd.outLength, fwd.outHost);
+//   else metrics.drop(DROP_REASON_NAMES[verdict]);
+//
+// Backend choice, per packet:
+// 1. TCP/UDP flows (not fragments) look up the connection table. A hit on an up or
+//    draining backend stays there (draining keeps its flows); a hit on a down or removed
+//    backend is re-hashed through Maglev and the entry updated (failed backends' flows move).
+// 2. Otherwise the Maglev table of the service picks by flow hash. Any packet without an
+//    entry is forwarded this way, SYN or not (a flow from another MUX after an ECMP
+//    rehash must keep working), and gets an untrusted entry if there is room; when there
+//    is none the packet is still forwarded by the hash and `connFallback` counts it.
+// 3. ICMP errors follow the entry of the flow they quote (lookup only, no refresh).
+//
+// The inner packet is forwarded as a router would: TTL / hop limit decremented (IPv4
+// checksum patched per RFC 1624), dropped when it would reach 0 (RFC 1812 §5.3.1). The
+// MUX does not generate ICMP Time Exceeded; the drop is counted.
+
+import {
+  ConnectionTable,
+  type ConnTableOptions,
+  FlowKind,
+  InsertFailure,
+} from "../lb/conn-table.ts";
+import { FLOW_KEY_WORDS, flowHash, writeFlowKey } from "../lb/flow-hash.ts";
+import {
+  BackendStateCode,
+  type ForwardingTable,
+  type ServiceEntry,
+} from "../lb/forwarding-table.ts";
+import { parseIp, parseMac } from "../packet/address.ts";
+import { updateChecksum16 } from "../packet/checksum.ts";
+import { IcmpType, Icmpv6Type, IpProto, TcpFlag, VXLAN_PORT } from "../packet/constants.ts";
+import { ParsedPacket, parseIpPacket } from "../packet/parse.ts";
+import {
+  encapsulateVxlan,
+  VXLAN_OVERHEAD_V4,
+  VXLAN_OVERHEAD_V6,
+  VxlanEncap,
+  vxlanSourcePort,
+} from "../packet/vxlan.ts";
+import { err, ok, type Result } from "../util/result.ts";
+
+/** `forward` returns 0 (forward) or a drop reason. Reasons 1-7 are the parser's (ParseStatus). */
+export const Verdict = {
+  forward: 0,
+  truncated: 1,
+  badVersion: 2,
+  badHeaderLength: 3,
+  badLength: 4,
+  badChecksum: 5,
+  badExtensionHeader: 6,
+  badIcmpError: 7,
+  /** TTL / hop limit would reach 0. */
+  ttlExhausted: 8,
+  /** No service on this VIP, protocol and port. */
+  noService: 9,
+  /** The service has no backend up (and the flow has no live entry). */
+  noBackend: 10,
+  /** An ICMP type the MUX does not forward (echo reply, redirect, router advertisement...). */
+  icmpUnsupported: 11,
+  /** The encapsulated packet would not fit the output buffer (or 65535 bytes). */
+  tooBig: 12,
+  /** No forwarding table installed yet. */
+  noTable: 13,
+} as const;
+export type Verdict = (typeof Verdict)[keyof typeof Verdict];
+
+/** Drop reason names indexed by Verdict code (index 0 is "forward"); for metrics labels. */
+export const VERDICT_NAMES: readonly string[] = Object.entries(Verdict)
+  .sort((a, b) => a[1] - b[1])
+  .map(([name]) => name);
+
+export interface ForwarderOptions {
+  /** The MUX's underlay addresses: VXLAN outer source for IPv4 / IPv6 hosts. */
+  readonly localV4?: string;
+  readonly localV6?: string;
+  /** Inner Ethernet destination: the MAC of the hosts' VXLAN devices. */
+  readonly innerDstMac: string;
+  /** Inner Ethernet source: the MUX's MAC on the overlay. */
+  readonly innerSrcMac: string;
+  readonly vxlanPort?: number;
+  /** Outer TTL / hop limit (default 64). */
+  readonly outerTtl?: number;
+  /** Largest inner packet accepted (default 9000: jumbo underlay); sizes the output buffer. */
+  readonly maxPacket?: number;
+  /** Decrement the inner TTL / hop limit like a router (default true). */
+  readonly decrementTtl?: boolean;
+  readonly conn?: ConnTableOptions;
+}
+
+export class Forwarder {
+  /** Output buffer: after Verdict.forward holds `outLength` bytes starting with the outer IP header. */
+  readonly out: Uint8Array;
+  outLength = 0;
+  /** Outer destination (host PA, 4 or 16 bytes) of the last forwarded packet. */
+  outHost: Uint8Array = new Uint8Array(4);
+  /** Service and backend ids of the last forwarded packet (-1 when dropped before the choice). */
+  lastServiceId = -1;
+  lastBackendId = -1;
+
+  readonly conn: ConnectionTable;
+  /** Packets per Verdict (index 0 counts forwarded packets). */
+  readonly verdicts: Float64Array = new Float64Array(VERDICT_NAMES.length);
+  /** Per service id and per backend id: packets and inner bytes forwarded. */
+  servicePackets: Float64Array = new Float64Array(0);
+  serviceBytes: Float64Array = new Float64Array(0);
+  backendPackets: Float64Array = new Float64Array(0);
+  backendBytes: Float64Array = new Float64Array(0);
+  /** Flows forwarded by the hash alone because the connection table had no room. */
+  connFallback = 0;
+  /** ...of which refused by the untrusted quota (a SYN flood shows here). */
+  connUntrustedRefused = 0;
+  /** Entries whose backend went down and were re-hashed to a live one. */
+  connRehashed = 0;
+  connHits = 0;
+  connInserts = 0;
+
+  private table: ForwardingTable | undefined;
+  private readonly p = new ParsedPacket();
+  private readonly key = new Uint32Array(FLOW_KEY_WORDS);
+  private readonly encap = new VxlanEncap();
+  private readonly localV4: Uint8Array | undefined;
+  private readonly localV6: Uint8Array | undefined;
+  private readonly maxPacket: number;
+  private readonly decrementTtl: boolean;
+  private ipId = 0;
+
+  constructor(options: ForwarderOptions) {
+    this.localV4 = options.localV4 === undefined ? undefined : parseIp(options.localV4);
+    this.localV6 = options.localV6 === undefined ? undefined : parseIp(options.localV6);
+    if (options.localV4 !== undefined && this.localV4?.length !== 4)
+      throw new RangeError(`localV4 ${options.localV4} is not IPv4`);
+    if (options.localV6 !== undefined && this.localV6?.length !== 16)
+      throw new RangeError(`localV6 ${options.localV6} is not IPv6`);
+    const dst = parseMac(options.innerDstMac);
+    const src = parseMac(options.innerSrcMac);
+    if (!dst) throw new RangeError(`innerDstMac ${options.innerDstMac} is not a MAC address`);
+    if (!src) throw new RangeError(`innerSrcMac ${options.innerSrcMac} is not a MAC address`);
+    this.encap.innerDstMac = dst;
+    this.encap.innerSrcMac = src;
+    this.encap.dstPort = options.vxlanPort ?? VXLAN_PORT;
+    this.encap.ttl = options.outerTtl ?? 64;
+    this.maxPacket = options.maxPacket ?? 9000;
+    this.decrementTtl = options.decrementTtl ?? true;
+    this.out = new Uint8Array(this.maxPacket + VXLAN_OVERHEAD_V6);
+    this.conn = new ConnectionTable(options.conn);
+  }
+
+  /** The table in use. */
+  get forwardingTable(): ForwardingTable | undefined {
+    return this.table;
+  }
+
+  /**
+   * Installs a new forwarding table (atomic swap between packets). Refused, with the
+   * reasons, when a backend's host family has no local underlay address.
+   */
+  setTable(table: ForwardingTable): Result<void, string[]> {
+    const problems: string[] = [];
+    for (const s of table.services) {
+      for (const b of s.backends) {
+        if (b.hostAddr.length === 4 && !this.localV4)
+          problems.push(`${s.name}: host ${b.host} is IPv4 and localV4 is not set`);
+        if (b.hostAddr.length === 16 && !this.localV6)
+          problems.push(`${s.name}: host ${b.host} is IPv6 and localV6 is not set`);
+      }
+    }
+    if (problems.length > 0) return err(problems);
+    this.servicePackets = grow(this.servicePackets, table.serviceIdLimit);
+    this.serviceBytes = grow(this.serviceBytes, table.serviceIdLimit);
+    this.backendPackets = grow(this.backendPackets, table.backendIdLimit);
+    this.backendBytes = grow(this.backendBytes, table.backendIdLimit);
+    this.table = table;
+    return ok(undefined);
+  }
+
+  /** Forwards buf[0, len) at time `now` (ms). Returns Verdict.forward or a drop reason. */
+  forward(buf: Uint8Array, len: number, now: number): Verdict {
+    this.lastServiceId = -1;
+    this.lastBackendId = -1;
+    const t = this.table;
+    if (t === undefined) return this.drop(Verdict.noTable);
+    const p = this.p;
+    const st = parseIpPacket(buf, len, p);
+    if (st !== 0) return this.drop(st);
+    if (this.decrementTtl && buf[p.ttlOffset]! <= 1) return this.drop(Verdict.ttlExhausted);
+
+    // Which service: (VIP, proto, port). ICMP echo and fragments use port 0 (see forwarding-table).
+    let port = 0;
+    if (p.icmpType >= 0 && p.icmpError === 0) {
+      const echoRequest = p.family === 4 ? IcmpType.echoRequest : Icmpv6Type.echoRequest;
+      if (p.icmpType !== echoRequest) return this.drop(Verdict.icmpUnsupported);
+    } else if (p.flowHasPorts && (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp)) {
+      port = p.flowDstPort;
+    }
+    const sid = t.vips.lookup(buf, p.flowDstOffset, p.flowAddrLen, p.flowProto, port);
+    if (sid < 0) return this.drop(Verdict.noService);
+    const svc = t.serviceById[sid]!;
+    this.lastServiceId = sid;
+
+    const hash = flowHash(buf, p, svc.distribution, t.seed);
+    let bid = -1;
+    const tracked =
+      p.fragment === 0 &&
+      p.flowHasPorts === 1 &&
+      (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp);
+    if (tracked) {
+      const conn = this.conn;
+      writeFlowKey(buf, p, svc.distribution, sid, this.key);
+      const slot = conn.find(hash, this.key, now);
+      if (slot >= 0) {
+        bid = conn.backendAt(slot);
+        const state = bid < t.backendState.length ? t.backendState[bid]! : BackendStateCode.absent;
+        if (state !== BackendStateCode.up && state !== BackendStateCode.draining) {
+          bid = pickMaglev(svc, hash);
+          if (bid < 0) return this.drop(Verdict.noBackend);
+          conn.setBackend(slot, bid);
+          this.connRehashed++;
+        }
+        this.connHits++;
+        if (p.icmpError === 0) conn.touch(slot, now, p.tcpFlags);
+      } else {
+        bid = pickMaglev(svc, hash);
+        if (bid < 0) return this.drop(Verdict.noBackend);
+        // A flow's first packet is a RST: nothing to remember. ICMP errors never create flows.
+        if (p.icmpError === 0 && (p.tcpFlags & TcpFlag.rst) === 0) {
+          const kind = p.flowProto === IpProto.tcp ? FlowKind.tcp : FlowKind.udp;
+          const r = conn.insert(hash, this.key, bid, kind, now);
+          if (r >= 0) this.connInserts++;
+          else {
+            this.connFallback++;
+            if (r === InsertFailure.untrustedQuota) this.connUntrustedRefused++;
+          }
+        }
+      }
+    } else {
+      bid = pickMaglev(svc, hash);
+      if (bid < 0) return this.drop(Verdict.noBackend);
+    }
+    this.lastBackendId = bid;
+
+    // Encapsulate to the backend's host.
+    const backend = t.backendById[bid]!;
+    const host = backend.hostAddr;
+    const e = this.encap;
+    const ipLen = p.ipLength;
+    if (ipLen > this.maxPacket) return this.drop(Verdict.tooBig);
+    let innerOff: number;
+    if (host.length === 4) {
+      e.outerSrc = this.localV4!;
+      e.ipId = this.ipId = (this.ipId + 1) & 0xffff;
+      innerOff = VXLAN_OVERHEAD_V4;
+    } else {
+      e.outerSrc = this.localV6!;
+      e.flowLabel = hash & 0xfffff;
+      innerOff = VXLAN_OVERHEAD_V6;
+    }
+    e.outerDst = host;
+    e.srcPort = vxlanSourcePort(hash);
+    e.vni = svc.vni;
+    const n = encapsulateVxlan(this.out, buf, 0, ipLen, e);
+    if (n < 0) return this.drop(Verdict.tooBig);
+    if (this.decrementTtl) {
+      const out = this.out;
+      const ttlAt = innerOff + p.ttlOffset;
+      const ttl = out[ttlAt]!;
+      out[ttlAt] = ttl - 1;
+      if (p.family === 4) {
+        // RFC 1624: TTL shares a 16-bit word with the protocol byte.
+        const proto = out[ttlAt + 1]!;
+        const c = updateChecksum16(
+          (out[innerOff + 10]! << 8) | out[innerOff + 11]!,
+          (ttl << 8) | proto,
+          ((ttl - 1) << 8) | proto,
+        );
+        out[innerOff + 10] = c >>> 8;
+        out[innerOff + 11] = c & 0xff;
+      }
+    }
+    this.outLength = n;
+    this.outHost = host;
+    this.verdicts[0]!++;
+    this.servicePackets[sid]!++;
+    this.serviceBytes[sid]! += ipLen;
+    this.backendPackets[bid]!++;
+    this.backendBytes[bid]! += ipLen;
+    return Verdict.forward;
+  }
+
+  private drop(reason: Verdict): Verdict {
+    this.verdicts[reason]!++;
+    return reason;
+  }
+
+  /** Counters as plain data (control plane: allocates). Per-VIP sums cover every service on the VIP. */
+  counters(): ForwarderCounters {
+    const t = this.table;
+    const services: ForwarderCounters["services"] = [];
+    const vips = new Map<string, { packets: number; bytes: number }>();
+    const backends: ForwarderCounters["backends"] = [];
+    for (const s of t?.services ?? []) {
+      const packets = this.servicePackets[s.id] ?? 0;
+      const bytes = this.serviceBytes[s.id] ?? 0;
+      services.push({ service: s.name, vip: s.vip, packets, bytes });
+      const v = vips.get(s.vip) ?? { packets: 0, bytes: 0 };
+      v.packets += packets;
+      v.bytes += bytes;
+      vips.set(s.vip, v);
+      for (const b of s.backends) {
+        backends.push({
+          service: s.name,
+          dip: b.dip,
+          host: b.host,
+          state: b.state,
+          packets: this.backendPackets[b.id] ?? 0,
+          bytes: this.backendBytes[b.id] ?? 0,
+        });
+      }
+    }
+    const drops: Record<string, number> = {};
+    for (let i = 1; i < VERDICT_NAMES.length; i++) drops[VERDICT_NAMES[i]!] = this.verdicts[i]!;
+    return {
+      forwarded: this.verdicts[0]!,
+      drops,
+      services,
+      vips: [...vips].map(([vip, c]) => ({ vip, ...c })),
+      backends,
+      conn: {
+        size: this.conn.size,
+        untrusted: this.conn.untrustedCount,
+        capacity: this.conn.capacity,
+        hits: this.connHits,
+        inserts: this.connInserts,
+        fallback: this.connFallback,
+        untrustedRefused: this.connUntrustedRefused,
+        rehashed: this.connRehashed,
+        expired: this.conn.expired,
+      },
+    };
+  }
+}
+
+export interface ForwarderCounters {
+  forwarded: number;
+  drops: Record<string, number>;
+  services: { service: string; vip: string; packets: number; bytes: number }[];
+  vips: { vip: string; packets: number; bytes: number }[];
+  backends: {
+    service: string;
+    dip: string;
+    host: string;
+    state: string;
+    packets: number;
+    bytes: number;
+  }[];
+  conn: {
+    size: number;
+    untrusted: number;
+    capacity: number;
+    hits: number;
+    inserts: number;
+    fallback: number;
+    untrustedRefused: number;
+    rehashed: number;
+    expired: number;
+  };
+}
+
+/** Maglev choice for a flow hash: a backend id, or -1 when no backend is up. */
+function pickMaglev(svc: ServiceEntry, hash: number): number {
+  const m = svc.maglev;
+  if (m.length === 0) return -1;
+  return svc.maglevBackends[m[hash % m.length]!]!;
+}
+
+function grow(a: Float64Array, n: number): Float64Array {
+  if (a.length >= n) return a;
+  const b = new Float64Array(Math.max(n, a.length * 2));
+  b.set(a);
+  return b;
+}
