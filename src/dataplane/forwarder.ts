@@ -34,12 +34,10 @@ import {
   type ServiceEntry,
 } from "../lb/forwarding-table.ts";
 import { parseIp, parseMac } from "../packet/address.ts";
-import { updateChecksum16 } from "../packet/checksum.ts";
 import { IcmpType, Icmpv6Type, IpProto, TcpFlag, VXLAN_PORT } from "../packet/constants.ts";
 import { ParsedPacket, parseIpPacket } from "../packet/parse.ts";
 import {
   encapsulateVxlan,
-  VXLAN_OVERHEAD_V4,
   VXLAN_OVERHEAD_V6,
   VxlanEncap,
   vxlanSourcePort,
@@ -146,6 +144,7 @@ export class Forwarder {
     this.encap.innerSrcMac = src;
     this.encap.dstPort = options.vxlanPort ?? VXLAN_PORT;
     this.encap.ttl = options.outerTtl ?? 64;
+    this.encap.decrementInnerTtl = options.decrementTtl ?? true;
     this.maxPacket = options.maxPacket ?? 9000;
     this.decrementTtl = options.decrementTtl ?? true;
     this.out = new Uint8Array(this.maxPacket + VXLAN_OVERHEAD_V6);
@@ -251,38 +250,18 @@ export class Forwarder {
     const e = this.encap;
     const ipLen = p.ipLength;
     if (ipLen > this.maxPacket) return this.drop(Verdict.tooBig);
-    let innerOff: number;
     if (host.length === 4) {
       e.outerSrc = this.localV4!;
       e.ipId = this.ipId = (this.ipId + 1) & 0xffff;
-      innerOff = VXLAN_OVERHEAD_V4;
     } else {
       e.outerSrc = this.localV6!;
       e.flowLabel = hash & 0xfffff;
-      innerOff = VXLAN_OVERHEAD_V6;
     }
     e.outerDst = host;
     e.srcPort = vxlanSourcePort(hash);
     e.vni = svc.vni;
     const n = encapsulateVxlan(this.out, buf, 0, ipLen, e);
     if (n < 0) return this.drop(Verdict.tooBig);
-    if (this.decrementTtl) {
-      const out = this.out;
-      const ttlAt = innerOff + p.ttlOffset;
-      const ttl = out[ttlAt]!;
-      out[ttlAt] = ttl - 1;
-      if (p.family === 4) {
-        // RFC 1624: TTL shares a 16-bit word with the protocol byte.
-        const proto = out[ttlAt + 1]!;
-        const c = updateChecksum16(
-          (out[innerOff + 10]! << 8) | out[innerOff + 11]!,
-          (ttl << 8) | proto,
-          ((ttl - 1) << 8) | proto,
-        );
-        out[innerOff + 10] = c >>> 8;
-        out[innerOff + 11] = c & 0xff;
-      }
-    }
     this.outLength = n;
     this.outHost = host;
     this.verdicts[0]!++;

@@ -12,7 +12,7 @@
 // Outer IPv6 flow label: the flow hash too (RFC 6438), for routers that hash on it.
 
 import { copyBytes } from "./bytes.ts";
-import { checksum, foldComplement, pseudoHeaderSum, sum16 } from "./checksum.ts";
+import { checksum, foldComplement, pseudoHeaderSum, sum16, updateChecksum16 } from "./checksum.ts";
 import {
   ETHERNET_HEADER_LEN,
   EtherType,
@@ -57,6 +57,12 @@ export class VxlanEncap {
   dontFragment = false;
   /** Outer IPv6 flow label (20 bits). */
   flowLabel = 0;
+  /**
+   * Decrement the inner TTL / hop limit while copying (the MUX acts as a router hop), with
+   * the inner IPv4 checksum patched per RFC 1624. Done here, before the outer IPv6 UDP
+   * checksum is computed over the inner bytes. The caller checks the TTL is above 1.
+   */
+  decrementInnerTtl = false;
 }
 
 /**
@@ -139,6 +145,7 @@ export function encapsulateVxlan(
   out[o + 13] = et & 0xff;
   o += ETHERNET_HEADER_LEN;
   copyBytes(inner, innerOff, innerOff + innerLen, out, o);
+  if (e.decrementInnerTtl) decrementTtl(out, o, version);
   if (v6) {
     let c = foldComplement(
       sum16(out, udpOff, udpLen, pseudoHeaderSum(out, 8, 24, 16, IpProto.udp, udpLen)),
@@ -148,6 +155,25 @@ export function encapsulateVxlan(
     out[udpOff + 7] = c & 0xff;
   }
   return total;
+}
+
+/** TTL / hop limit - 1 for the IP packet at `ip`; IPv4 checksum patched incrementally. */
+function decrementTtl(b: Uint8Array, ip: number, version: number): void {
+  if (version === 6) {
+    b[ip + 7] = (b[ip + 7]! - 1) & 0xff;
+    return;
+  }
+  const ttl = b[ip + 8]!;
+  const proto = b[ip + 9]!;
+  b[ip + 8] = (ttl - 1) & 0xff;
+  // TTL shares a 16-bit word with the protocol byte (RFC 1624 §3).
+  const c = updateChecksum16(
+    (b[ip + 10]! << 8) | b[ip + 11]!,
+    (ttl << 8) | proto,
+    (((ttl - 1) & 0xff) << 8) | proto,
+  );
+  b[ip + 10] = c >>> 8;
+  b[ip + 11] = c & 0xff;
 }
 
 /** Outcome of `parseVxlan`. */
