@@ -91,6 +91,7 @@ export function reconcileAs4Path(asPath: AsPath, as4Path: AsPath): AsPath {
   if (n < m) return asPath;
   let keep = n - m;
   const out: AsPathSegment[] = [];
+  let split = false;
   for (const seg of asPath) {
     if (isConfed(seg.type)) {
       out.push(seg);
@@ -101,23 +102,26 @@ export function reconcileAs4Path(asPath: AsPath, as4Path: AsPath): AsPath {
       } else {
         const take = Math.min(keep, seg.asns.length);
         out.push({ type: seg.type, asns: seg.asns.slice(0, take) });
+        split = take < seg.asns.length;
         keep -= take;
       }
     }
   }
-  for (const seg of as4Path) {
-    const last = out[out.length - 1];
-    // Join a split AS_SEQUENCE back into one segment when it fits.
-    if (
-      last &&
-      last.type === AsPathSegmentType.AsSequence &&
-      seg.type === AsPathSegmentType.AsSequence &&
-      last.asns.length + seg.asns.length <= 255
-    ) {
-      out[out.length - 1] = { type: last.type, asns: [...last.asns, ...seg.asns] };
-    } else {
-      out.push(seg);
-    }
+  const first = as4Path[0];
+  const last = out[out.length - 1];
+  // A sequence that the old speaker's prepends split in two is joined back at the seam.
+  if (
+    split &&
+    first &&
+    last &&
+    last.type === AsPathSegmentType.AsSequence &&
+    first.type === AsPathSegmentType.AsSequence &&
+    last.asns.length + first.asns.length <= 255
+  ) {
+    out[out.length - 1] = { type: last.type, asns: [...last.asns, ...first.asns] };
+    out.push(...as4Path.slice(1));
+  } else {
+    out.push(...as4Path);
   }
   return out;
 }

@@ -157,8 +157,11 @@ export function decodeUpdate(body: Uint8Array, ctx: CodecContext): UpdateResult 
           raw.slice(),
         );
       }
-      if (flags & AttrFlag.Transitive)
-        unknown.push({ flags: flags | AttrFlag.Partial, code, value: v.slice() });
+      if (flags & AttrFlag.Transitive) {
+        // Extended Length is framing (kept in the layout), not a property of the attribute.
+        const kept = (flags | AttrFlag.Partial) & ~AttrFlag.ExtendedLength & 0xff;
+        unknown.push({ flags: kept, code, value: v.slice() });
+      }
       continue;
     }
     let problem: string | SessionReset | null;
