@@ -110,6 +110,7 @@ export function decodeUpdate(body: Uint8Array, ctx: CodecContext): UpdateResult 
   if (generation === 1) seenGen.fill(0);
   const gen = generation;
 
+  let truncated = false;
   for (let p = attrStart; p < attrEnd; ) {
     const left = attrEnd - p;
     const flags = body[p]!;
@@ -128,6 +129,7 @@ export function decodeUpdate(body: Uint8Array, ctx: CodecContext): UpdateResult 
         );
       }
       st.issues.push(withdraw(code, `attribute ${code} overruns the path attribute field`));
+      truncated = true;
       break;
     }
     const raw = body.subarray(p, p + hlen + len);
@@ -195,7 +197,7 @@ export function decodeUpdate(body: Uint8Array, ctx: CodecContext): UpdateResult 
 
   // RFC 7606 §3.d: missing well-known mandatory attributes mean treat-as-withdraw, but only
   // when the UPDATE announces something (NEXT_HOP only for IPv4 NLRI, RFC 4760 §3).
-  if (nlri.count > 0 || attrs.mpReach !== undefined) {
+  if (!truncated && (nlri.count > 0 || attrs.mpReach !== undefined)) {
     const required: number[] = [AttrCode.Origin, AttrCode.AsPath];
     if (nlri.count > 0) required.push(AttrCode.NextHop);
     if (ctx.ibgp) required.push(AttrCode.LocalPref);

@@ -3,7 +3,11 @@
 
 import fc from "fast-check";
 import type { AsPath, AsPathSegment } from "../../../src/bgp/wire/as-path.ts";
-import type { LargeCommunity, PathAttributes, RawAttribute } from "../../../src/bgp/wire/attributes.ts";
+import type {
+  LargeCommunity,
+  PathAttributes,
+  RawAttribute,
+} from "../../../src/bgp/wire/attributes.ts";
 import type { Capability } from "../../../src/bgp/wire/capabilities.ts";
 import type { AsPathSegmentTypeCode } from "../../../src/bgp/wire/constants.ts";
 import type { CodecContext } from "../../../src/bgp/wire/context.ts";
@@ -21,16 +25,22 @@ export const u32 = fc.integer({ min: 0, max: 0xffffffff });
 export const u16 = fc.integer({ min: 0, max: 0xffff });
 
 export const ipv4Prefix = (pathId: boolean) =>
-  fc.record({ addr: u32, len: fc.integer({ min: 0, max: 32 }), pathId: u32 }).map(
-    (r): Prefix =>
-      pathId
-        ? { afi: 1, addr: (r.addr & ipv4Mask(r.len)) >>> 0, len: r.len, pathId: r.pathId }
-        : { afi: 1, addr: (r.addr & ipv4Mask(r.len)) >>> 0, len: r.len },
-  );
+  fc
+    .record({ addr: u32, len: fc.integer({ min: 0, max: 32 }), pathId: u32 })
+    .map(
+      (r): Prefix =>
+        pathId
+          ? { afi: 1, addr: (r.addr & ipv4Mask(r.len)) >>> 0, len: r.len, pathId: r.pathId }
+          : { afi: 1, addr: (r.addr & ipv4Mask(r.len)) >>> 0, len: r.len },
+    );
 
 export const ipv6Prefix = (pathId: boolean) =>
   fc
-    .record({ addr: fc.uint8Array({ minLength: 16, maxLength: 16 }), len: fc.integer({ min: 0, max: 128 }), pathId: u32 })
+    .record({
+      addr: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      len: fc.integer({ min: 0, max: 128 }),
+      pathId: u32,
+    })
     .map((r): Prefix => {
       const addr = r.addr.slice();
       maskIpv6InPlace(addr, 0, r.len);
@@ -77,12 +87,14 @@ const nextHop4 = fc.integer({ min: 0x01000000, max: 0x7effffff }); // not 0/8, 1
 const unknownCode = fc.integer({ min: 33, max: 254 });
 
 export const rawAttributes = fc
-  .uniqueArray(
-    fc.record({ code: unknownCode, value: fc.uint8Array({ maxLength: 300 }) }),
-    { selector: (r) => r.code, maxLength: 3 },
-  )
+  .uniqueArray(fc.record({ code: unknownCode, value: fc.uint8Array({ maxLength: 300 }) }), {
+    selector: (r) => r.code,
+    maxLength: 3,
+  })
   .map((list): RawAttribute[] =>
-    list.map((r) => ({ flags: 0xe0, code: r.code, value: r.value })).sort((a, b) => a.code - b.code),
+    list
+      .map((r) => ({ flags: 0xe0, code: r.code, value: r.value }))
+      .sort((a, b) => a.code - b.code),
   );
 
 const largeCommunity = fc.tuple(u32, u32, u32) as fc.Arbitrary<LargeCommunity>;
@@ -91,14 +103,19 @@ export function mpReach(ctx: CodecContext): fc.Arbitrary<MpReach> {
   const v6 = fc.record({
     afi: fc.constant(2 as const),
     safi: fc.constant(1),
-    nextHop: fc.oneof(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.uint8Array({ minLength: 32, maxLength: 32 })),
+    nextHop: fc.oneof(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    ),
     nlri: ipv6List(ctx.addPath.ipv6),
   });
   const v4NhLengths = ctx.extendedNextHop ? [4, 16, 32] : [4];
   const v4 = fc.record({
     afi: fc.constant(1 as const),
     safi: fc.constant(1),
-    nextHop: fc.constantFrom(...v4NhLengths).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
+    nextHop: fc
+      .constantFrom(...v4NhLengths)
+      .chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
     nlri: ipv4List(ctx.addPath.ipv4),
   });
   return fc.oneof(v6, v4);
@@ -106,39 +123,54 @@ export function mpReach(ctx: CodecContext): fc.Arbitrary<MpReach> {
 
 export const mpUnreach = (ctx: CodecContext): fc.Arbitrary<MpUnreach> =>
   fc.oneof(
-    fc.record({ afi: fc.constant(2 as const), safi: fc.constant(1), withdrawn: ipv6List(ctx.addPath.ipv6) }),
-    fc.record({ afi: fc.constant(1 as const), safi: fc.constant(1), withdrawn: ipv4List(ctx.addPath.ipv4) }),
+    fc.record({
+      afi: fc.constant(2 as const),
+      safi: fc.constant(1),
+      withdrawn: ipv6List(ctx.addPath.ipv6),
+    }),
+    fc.record({
+      afi: fc.constant(1 as const),
+      safi: fc.constant(1),
+      withdrawn: ipv4List(ctx.addPath.ipv4),
+    }),
   );
 
 /** Attributes that decode without issues when `announces` says routes are announced. */
-export function pathAttributes(ctx: CodecContext, announces: boolean): fc.Arbitrary<PathAttributes> {
+export function pathAttributes(
+  ctx: CodecContext,
+  announces: boolean,
+): fc.Arbitrary<PathAttributes> {
   const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
   // On a 2-octet session an AGGREGATOR AS other than AS_TRANS voids AS4_PATH (RFC 6793
   // §4.2.3), so generated aggregators there are always 4-octet ones.
   const aggAsn = ctx.as4 ? u32 : fc.integer({ min: 0x10000, max: 0xffffffff });
-  return fc.record(
-    {
-      origin: announces ? fc.constantFrom(0, 1, 2) : opt(fc.constantFrom(0, 1, 2)),
-      asPath: announces ? asPath(ctx) : opt(asPath(ctx)),
-      nextHop: announces ? nextHop4 : opt(nextHop4),
-      med: opt(u32),
-      localPref: ctx.ibgp ? u32 : fc.constant(undefined),
-      atomicAggregate: opt(fc.constant(true)),
-      aggregator: opt(fc.record({ asn: aggAsn, address: u32 })),
-      communities: opt(fc.array(u32, { minLength: 1, maxLength: 20 })),
-      originatorId: opt(u32),
-      clusterList: opt(fc.array(u32, { minLength: 1, maxLength: 5 })),
-      mpReach: opt(mpReach(ctx)),
-      mpUnreach: opt(mpUnreach(ctx)),
-      extendedCommunities: opt(fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 1, maxLength: 10 })),
-      largeCommunities: opt(fc.array(largeCommunity, { minLength: 1, maxLength: 10 })),
-      unknown: opt(rawAttributes.filter((l) => l.length > 0)),
-    },
-  ) as fc.Arbitrary<PathAttributes>;
+  return fc.record({
+    origin: announces ? fc.constantFrom(0, 1, 2) : opt(fc.constantFrom(0, 1, 2)),
+    asPath: announces ? asPath(ctx) : opt(asPath(ctx)),
+    nextHop: announces ? nextHop4 : opt(nextHop4),
+    med: opt(u32),
+    localPref: ctx.ibgp ? u32 : fc.constant(undefined),
+    atomicAggregate: opt(fc.constant(true)),
+    aggregator: opt(fc.record({ asn: aggAsn, address: u32 })),
+    communities: opt(fc.array(u32, { minLength: 1, maxLength: 20 })),
+    originatorId: opt(u32),
+    clusterList: opt(fc.array(u32, { minLength: 1, maxLength: 5 })),
+    mpReach: opt(mpReach(ctx)),
+    mpUnreach: opt(mpUnreach(ctx)),
+    extendedCommunities: opt(
+      fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 1, maxLength: 10 }),
+    ),
+    largeCommunities: opt(fc.array(largeCommunity, { minLength: 1, maxLength: 10 })),
+    unknown: opt(rawAttributes.filter((l) => l.length > 0)),
+  }) as fc.Arbitrary<PathAttributes>;
 }
 
 export const capability: fc.Arbitrary<Capability> = fc.oneof(
-  fc.record({ kind: fc.constant("multiprotocol" as const), afi: u16, safi: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({
+    kind: fc.constant("multiprotocol" as const),
+    afi: u16,
+    safi: fc.integer({ min: 0, max: 255 }),
+  }),
   fc.constant({ kind: "route-refresh" as const }),
   fc.constant({ kind: "enhanced-route-refresh" as const }),
   fc.constant({ kind: "extended-message" as const }),
@@ -147,18 +179,32 @@ export const capability: fc.Arbitrary<Capability> = fc.oneof(
     kind: fc.constant("graceful-restart" as const),
     restartFlags: fc.integer({ min: 0, max: 15 }),
     restartTimeSec: fc.integer({ min: 0, max: 4095 }),
-    families: fc.array(fc.record({ afi: u16, safi: fc.integer({ min: 0, max: 255 }), flags: fc.integer({ min: 0, max: 255 }) }), {
+    families: fc.array(
+      fc.record({
+        afi: u16,
+        safi: fc.integer({ min: 0, max: 255 }),
+        flags: fc.integer({ min: 0, max: 255 }),
+      }),
+      {
+        maxLength: 4,
+      },
+    ),
+  }),
+  fc.record({
+    kind: fc.constant("extended-next-hop" as const),
+    entries: fc.array(fc.record({ afi: u16, safi: u16, nextHopAfi: u16 }), {
+      minLength: 1,
       maxLength: 4,
     }),
   }),
   fc.record({
-    kind: fc.constant("extended-next-hop" as const),
-    entries: fc.array(fc.record({ afi: u16, safi: u16, nextHopAfi: u16 }), { minLength: 1, maxLength: 4 }),
-  }),
-  fc.record({
     kind: fc.constant("add-path" as const),
     families: fc.array(
-      fc.record({ afi: u16, safi: fc.integer({ min: 0, max: 255 }), sendReceive: fc.integer({ min: 1, max: 3 }) }),
+      fc.record({
+        afi: u16,
+        safi: fc.integer({ min: 0, max: 255 }),
+        sendReceive: fc.integer({ min: 1, max: 3 }),
+      }),
       { minLength: 1, maxLength: 4 },
     ),
   }),
@@ -169,7 +215,9 @@ export const capability: fc.Arbitrary<Capability> = fc.oneof(
   }),
   fc.record({
     kind: fc.constant("unknown" as const),
-    code: fc.integer({ min: 0, max: 255 }).filter((c) => ![1, 2, 5, 6, 64, 65, 69, 70, 73].includes(c)),
+    code: fc
+      .integer({ min: 0, max: 255 })
+      .filter((c) => ![1, 2, 5, 6, 64, 65, 69, 70, 73].includes(c)),
     value: fc.uint8Array({ maxLength: 40 }),
   }),
 );
