@@ -12,10 +12,7 @@ import {
   KEEPALIVE,
   type Message,
 } from "../../../src/bgp/wire/message.ts";
-import {
-  encodeNotification,
-  truncateUtf8,
-} from "../../../src/bgp/wire/notification.ts";
+import { encodeNotification, truncateUtf8 } from "../../../src/bgp/wire/notification.ts";
 import { decodeOpen, encodeOpen, type Open } from "../../../src/bgp/wire/open.ts";
 import { formatPrefix, parsePrefix } from "../../../src/bgp/wire/prefix.ts";
 import { encodeRouteRefresh } from "../../../src/bgp/wire/route-refresh.ts";
