@@ -175,6 +175,9 @@ export function prefixesToStrings(list: PrefixList): string[] {
 }
 
 /** Builds a list from prefix values of one family; path ids are kept when any has one. */
+export function prefixListOf(afi: 1, prefixes: readonly Prefix[]): Ipv4PrefixList;
+export function prefixListOf(afi: 2, prefixes: readonly Prefix[]): Ipv6PrefixList;
+export function prefixListOf(afi: 1 | 2, prefixes: readonly Prefix[]): PrefixList;
 export function prefixListOf(afi: 1 | 2, prefixes: readonly Prefix[]): PrefixList {
   const n = prefixes.length;
   const lens = new Uint8Array(n);
@@ -201,6 +204,9 @@ export function prefixListOf(afi: 1 | 2, prefixes: readonly Prefix[]): PrefixLis
 }
 
 /** Builds a list from strings such as "192.0.2.1/32"; throws on text that is not a prefix. */
+export function prefixListFromStrings(afi: 1, texts: readonly string[]): Ipv4PrefixList;
+export function prefixListFromStrings(afi: 2, texts: readonly string[]): Ipv6PrefixList;
+export function prefixListFromStrings(afi: 1 | 2, texts: readonly string[]): PrefixList;
 export function prefixListFromStrings(afi: 1 | 2, texts: readonly string[]): PrefixList {
   return prefixListOf(
     afi,
