@@ -4,7 +4,7 @@
 // outer source port, so one flow stays on one backend and one underlay path.
 
 import type { ParsedPacket } from "../packet/parse.ts";
-import { mixWord, readU32 } from "./hash.ts";
+import { readU32 } from "./hash.ts";
 
 /** Fields a service hashes on (config: `distribution: 5-tuple | 3-tuple | 2-tuple`). */
 export const Distribution = {
@@ -24,12 +24,18 @@ export function parseDistribution(text: string): Distribution | undefined {
   return undefined;
 }
 
+/** Flow hashes are 30-bit non-negative integers. */
+export const FLOW_HASH_MASK = 0x3fffffff;
+
 /** Words in a connection-table key: src (4), dst (4), ports (1), meta (1). */
 export const FLOW_KEY_WORDS = 10;
 
 /**
- * 32-bit seeded hash of the packet's flow tuple under `distribution`. Packets without
- * ports (fragments, non-TCP/UDP) hash on the 3-tuple even for 5-tuple services.
+ * Seeded hash of the packet's flow tuple under `distribution`: MurmurHash3 over the tuple's
+ * words, reduced to 30 bits so it stays a V8 small integer (returning a full uint32 from a
+ * function boxes it in a heap number about half the time: an allocation per packet).
+ * Packets without ports (fragments, non-TCP/UDP) hash on the 3-tuple even for 5-tuple
+ * services.
  */
 export function flowHash(
   buf: Uint8Array,
@@ -37,39 +43,48 @@ export function flowHash(
   distribution: number,
   seed: number,
 ): number {
+  // MurmurHash3 rounds written out inline: helper calls that return int32 values outside
+  // the small-integer range would box them when V8 does not inline the helper.
   let h = seed | 0;
-  const src = p.flowSrcOffset;
-  const dst = p.flowDstOffset;
-  if (p.flowAddrLen === 4) {
-    h = mixWord(h, readU32(buf, src));
-    h = mixWord(h, readU32(buf, dst));
-  } else {
-    h = mixWord(h, readU32(buf, src));
-    h = mixWord(h, readU32(buf, src + 4));
-    h = mixWord(h, readU32(buf, src + 8));
-    h = mixWord(h, readU32(buf, src + 12));
-    h = mixWord(h, readU32(buf, dst));
-    h = mixWord(h, readU32(buf, dst + 4));
-    h = mixWord(h, readU32(buf, dst + 8));
-    h = mixWord(h, readU32(buf, dst + 12));
-  }
-  let words = p.flowAddrLen >>> 1;
-  if (distribution !== Distribution.twoTuple) {
-    h = mixWord(h, p.flowProto);
-    words++;
-    if (distribution === Distribution.fiveTuple && p.flowHasPorts) {
-      h = mixWord(h, ((p.flowSrcPort << 16) | p.flowDstPort) >>> 0);
-      words++;
+  const addrLen = p.flowAddrLen;
+  let words = addrLen >>> 1;
+  for (let side = 0; side < 2; side++) {
+    const base = side === 0 ? p.flowSrcOffset : p.flowDstOffset;
+    const end = base + addrLen;
+    for (let o = base; o < end; o += 4) {
+      let k = (buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!;
+      k = Math.imul(k, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      h ^= Math.imul(k, 0x1b873593);
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
     }
   }
-  // MurmurHash3 finaliser, inlined to keep the per-packet path call-light.
-  let x = h ^ (words << 2);
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
+  if (distribution !== Distribution.twoTuple) {
+    let extra = 1;
+    let k2 = 0;
+    if (distribution === Distribution.fiveTuple && p.flowHasPorts) {
+      extra = 2;
+      k2 = (p.flowSrcPort << 16) | p.flowDstPort;
+    }
+    for (let j = 0; j < extra; j++) {
+      let k = j === 0 ? p.flowProto : k2;
+      k = Math.imul(k, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      h ^= Math.imul(k, 0x1b873593);
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    }
+    words += extra;
+  }
+  // MurmurHash3 finaliser.
+  h ^= words << 2;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & FLOW_HASH_MASK;
 }
 
 /**

@@ -33,9 +33,9 @@ export function readU32(buf: Uint8Array, off: number): number {
 }
 
 /** MurmurHash3 x86_32 of a byte string (control plane: backend names, config keys). */
-export function hashBytes(bytes: Uint8Array, seed: number): number {
+export function hashBytes(bytes: Uint8Array, seed: number, length = bytes.length): number {
   let h = seed | 0;
-  const n = bytes.length;
+  const n = length;
   const whole = n & ~3;
   for (let i = 0; i < whole; i += 4) {
     // Little-endian word, as the reference implementation reads it.
@@ -57,8 +57,23 @@ export function hashBytes(bytes: Uint8Array, seed: number): number {
 }
 
 const utf8 = new TextEncoder();
+let scratch = new Uint8Array(256);
 
-/** MurmurHash3 x86_32 of a string's UTF-8 bytes. */
+/**
+ * MurmurHash3 x86_32 of a string's UTF-8 bytes. Encodes into a reused buffer: a Maglev
+ * build hashes every backend name twice, and a fresh TextEncoder array per name cost more
+ * than the whole table fill.
+ */
 export function hashString(s: string, seed: number): number {
-  return hashBytes(utf8.encode(s), seed);
+  if (s.length * 3 > scratch.length) scratch = new Uint8Array(s.length * 3);
+  let n = 0;
+  for (; n < s.length; n++) {
+    const c = s.charCodeAt(n);
+    if (c >= 0x80) {
+      n = utf8.encodeInto(s, scratch).written; // rare: non-ASCII names
+      break;
+    }
+    scratch[n] = c;
+  }
+  return hashBytes(scratch, seed, n);
 }

@@ -20,7 +20,7 @@ function keyOf(n: number, key = new Uint32Array(FLOW_KEY_WORDS)): Uint32Array {
   return key;
 }
 function hashOf(key: Uint32Array): number {
-  return hashBytes(new Uint8Array(key.buffer, key.byteOffset, key.byteLength), 1);
+  return hashBytes(new Uint8Array(key.buffer, key.byteOffset, key.byteLength), 1) & 0x3fffffff;
 }
 
 const SYN = 0x02;
