@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Entry point of the `vipmux` command.
+// Entry point of the `vipmux` command. The exit code is set, not forced, so large output
+// to a pipe (e.g. `vipmux config schema | jq`) is flushed before the process ends.
 import { main } from "./program.ts";
 
-const code = await main(process.argv);
-// `lab supervise` keeps running with its children; every other command exits with its code.
-if (process.argv[2] !== "lab" || process.argv[3] !== "supervise") process.exit(code);
+process.exitCode = await main(process.argv);

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { TopologyInvalid } from "../lab/index.ts";
 import { LabError } from "../lab/runner.ts";
+import { registerConfig } from "./config.ts";
 import { CliError, registerLab } from "./lab.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .command("version")
     .description("print the version")
     .action(() => console.log(pkg.version));
+  registerConfig(program);
   registerLab(program);
   return program;
 }

@@ -1,0 +1,172 @@
+// Reading a config file: YAML → schema → semantic rules. Every problem comes back with
+// file:line:column and the field path, all at once; nothing throws.
+import { readFileSync } from "node:fs";
+import { type Document, LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { err, ok, type Result } from "../util/result.ts";
+import { type Config, configSchema } from "./schema.ts";
+import { checkSemantics, type SemanticIssue } from "./semantic.ts";
+
+export interface ConfigError {
+  file: string;
+  line?: number;
+  col?: number;
+  /** Dotted field path, e.g. services.0.backends.1.dip */
+  path: string;
+  message: string;
+}
+
+export function formatConfigError(e: ConfigError): string {
+  const where = e.line !== undefined ? `${e.file}:${e.line}:${e.col ?? 1}` : e.file;
+  return `${where}: ${e.path || "(root)"}: ${e.message}`;
+}
+
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Result<Config, ConfigError[]> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    return err([{ file, path: "", message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Result<Config, ConfigError[]> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return err(
+      doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { file, line: pos.line, col: pos.col, path: "(yaml)", message: e.message };
+      }),
+    );
+  }
+  const parsed = configSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    return err(sortErrors(parsed.error.issues.flatMap((i) => fromZod(i, doc, lines, file))));
+  }
+  const semantic = [...checkSemantics(parsed.data), ...checkSecrets(parsed.data, env)];
+  if (semantic.length > 0) {
+    return err(
+      sortErrors(
+        semantic.map((s) => ({
+          file,
+          ...locate(doc, lines, s.path),
+          path: s.path.join("."),
+          message: s.message,
+        })),
+      ),
+    );
+  }
+  return ok(parsed.data);
+}
+
+function fromZod(
+  issue: z.core.$ZodIssue,
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+): ConfigError[] {
+  const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+  if (issue.code === "unrecognized_keys") {
+    // Point at each unknown key itself, not at its parent object.
+    return issue.keys.map((k) => ({
+      file,
+      ...locateKey(doc, lines, path, k),
+      path: [...path, k].join("."),
+      message: `unknown field "${k}"`,
+    }));
+  }
+  return [{ file, ...locate(doc, lines, path), path: path.join("."), message: describe(issue) }];
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_type" && /received undefined/.test(issue.message))
+    return `missing required field (expected ${issue.expected})`;
+  if (issue.code === "invalid_value")
+    return `must be one of: ${issue.values.map(String).join(", ")}`;
+  if (issue.code === "invalid_union") {
+    // Durations and secrets are unions: the most helpful message is the first branch's.
+    const first = issue.errors[0]?.[0];
+    return first ? describe(first) : issue.message;
+  }
+  return issue.message.replace(/^Invalid input: /, "");
+}
+
+type Pos = { line?: number; col?: number };
+
+function locate(doc: Document, lines: LineCounter, path: (string | number)[]): Pos {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true) as
+      | { range?: [number, number, number] }
+      | undefined;
+    if (node?.range) {
+      const pos = lines.linePos(node.range[0]);
+      return { line: pos.line, col: pos.col };
+    }
+  }
+  return {};
+}
+
+function locateKey(
+  doc: Document,
+  lines: LineCounter,
+  parent: (string | number)[],
+  key: string,
+): Pos {
+  const map = (parent.length === 0 ? doc.contents : doc.getIn(parent, true)) as
+    | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
+    | undefined;
+  const item = map?.items?.find((i) => i.key?.value === key);
+  if (item?.key?.range) {
+    const pos = lines.linePos(item.key.range[0]);
+    return { line: pos.line, col: pos.col };
+  }
+  return locate(doc, lines, parent);
+}
+
+function sortErrors(errors: ConfigError[]): ConfigError[] {
+  return errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+}
+
+/** Resolves a secret ({ file } / { env } / inline); errors name the field, never the value. */
+export function resolveSecret(
+  s: string | { file: string } | { env: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Result<string, string> {
+  if (typeof s === "string") return ok(s);
+  if ("file" in s) {
+    try {
+      return ok(readFileSync(s.file, "utf8").trim());
+    } catch (e) {
+      return err(
+        `cannot read secret file ${s.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
+    }
+  }
+  const v = env[s.env];
+  return v === undefined || v === "" ? err(`environment variable ${s.env} is not set`) : ok(v);
+}
+
+/** Secrets must be readable where the config is validated, or the daemon could not start. */
+function checkSecrets(cfg: Config, env: NodeJS.ProcessEnv): SemanticIssue[] {
+  const issues: SemanticIssue[] = [];
+  cfg.bgp.peers.forEach((p, i) => {
+    if (!p.password) return;
+    const r = resolveSecret(p.password, env);
+    if (!r.ok) issues.push({ path: ["bgp", "peers", i, "password"], message: r.error });
+  });
+  if (cfg.health.token) {
+    const r = resolveSecret(cfg.health.token, env);
+    if (!r.ok) issues.push({ path: ["health", "token"], message: r.error });
+  }
+  return issues;
+}

@@ -1,0 +1,207 @@
+// The one schema of vipmux's YAML config. Field names are the config's (kebab-case);
+// parsing yields the typed Config the controller uses. Semantic rules that span fields
+// (duplicate VIPs, VNI conflicts, ...) live in semantic.ts; both report through load.ts.
+import { isIP, isIPv4 } from "node:net";
+import { z } from "zod";
+import { parseDurationMs } from "./duration.ts";
+
+const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
+const ip = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+const asn = z.number().int().min(1).max(4_294_967_295);
+const port = z.number().int().min(1).max(65_535);
+const durationMs = (what: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const ms = parseDurationMs(v);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${what}: expected a duration like 500ms, 1s, 2m`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .describe(`${what} (e.g. 500ms, 1s, 2m; a bare number is milliseconds)`);
+
+/** A secret given inline, from a file, or from an environment variable (one of them). */
+const secret = z
+  .union([
+    z.string().min(1),
+    z.strictObject({ file: z.string().min(1) }),
+    z.strictObject({ env: z.string().min(1) }),
+  ])
+  .describe("a string, { file: PATH } or { env: VARIABLE }");
+
+const community = z
+  .string()
+  .regex(/^\d{1,5}:\d{1,5}$/, "must be ASN:VALUE with 16-bit parts, e.g. 65000:100");
+const largeCommunity = z
+  .string()
+  .regex(/^\d{1,10}:\d{1,10}:\d{1,10}$/, "must be GA:LD1:LD2, e.g. 65000:1:2");
+
+const bfd = z.strictObject({
+  "interval-ms": z.number().int().min(10).max(60_000).default(300),
+  multiplier: z.number().int().min(1).max(255).default(3),
+  passive: z.boolean().default(false),
+});
+
+const exportPolicy = z.strictObject({
+  /** Services whose VIPs go to this peer; all when absent. */
+  services: z.array(z.string()).optional(),
+  med: z.number().int().min(0).max(4_294_967_295).optional(),
+  "as-path-prepend": z.number().int().min(0).max(10).default(0),
+  communities: z.array(community).default([]),
+  "large-communities": z.array(largeCommunity).default([]),
+  "next-hop": ip.optional().describe("IPv4 next hop (default: the session's local address)"),
+  "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs over this session"),
+});
+
+const peer = z.strictObject({
+  address: ip,
+  asn,
+  description: z.string().optional(),
+  "local-address": ip.optional(),
+  port: port.default(179),
+  passive: z.boolean().default(false),
+  "hold-time": z
+    .number()
+    .int()
+    .refine((v) => v === 0 || (v >= 3 && v <= 65_535), "must be 0 or 3..65535 (RFC 4271 §4.2)")
+    .default(9),
+  "connect-retry": durationMs("connect retry").default(5_000),
+  "multihop-ttl": z.number().int().min(1).max(255).optional(),
+  "ttl-security": z.boolean().default(false).describe("GTSM, RFC 5082"),
+  password: secret.optional().describe("TCP-MD5 key (RFC 2385)"),
+  bfd: bfd.optional(),
+  export: exportPolicy.default({
+    "as-path-prepend": 0,
+    communities: [],
+    "large-communities": [],
+  }),
+});
+
+const healthCheck = z.strictObject({
+  type: z.enum(["tcp", "http", "https", "udp", "exec", "none"]),
+  from: z.enum(["host-agent", "mux"]).default("host-agent"),
+  port: port.optional(),
+  path: z.string().startsWith("/").default("/"),
+  "expect-status": z
+    .string()
+    .regex(/^\d{3}(-\d{3})?$/, "must be a status or a range, e.g. 200 or 200-399")
+    .default("200-399"),
+  "expect-body": z.string().optional(),
+  send: z.string().optional().describe("UDP probe payload"),
+  command: z.array(z.string()).min(1).optional().describe("exec probe argv"),
+  interval: durationMs("probe interval").default(1_000),
+  timeout: durationMs("probe timeout").default(500),
+  rise: z.number().int().min(1).max(100).default(2),
+  fall: z.number().int().min(1).max(100).default(2),
+  jitter: z.number().min(0).max(0.5).default(0.1).describe("fraction of the interval"),
+});
+
+const servicePort = z
+  .strictObject({
+    protocol: z.enum(["tcp", "udp"]),
+    port: port.optional(),
+    "port-range": z
+      .string()
+      .regex(/^\d{1,5}-\d{1,5}$/, "must be FIRST-LAST, e.g. 8000-8099")
+      .optional(),
+    "backend-port": port.optional().describe("default: the same port (no port translation)"),
+  })
+  .refine((p) => (p.port === undefined) !== (p["port-range"] === undefined), {
+    message: "give exactly one of port or port-range",
+  });
+
+const backend = z.strictObject({
+  dip: ip.describe("the backend's own address"),
+  host: ip.describe("PA of the host running it (outer VXLAN destination)"),
+  weight: z.number().int().min(0).max(1000).default(1),
+  "floating-ip": z.boolean().default(false).describe("the DIP owns the VIP; no NAT on the host"),
+});
+
+const service = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lowercase letters, digits, - and _"),
+  vip: ip,
+  ports: z.array(servicePort).min(1),
+  distribution: z.enum(["5-tuple", "3-tuple", "2-tuple"]).default("5-tuple"),
+  vni: z.number().int().min(1).max(16_777_215),
+  "min-healthy": z.number().int().min(0).default(1),
+  enabled: z.boolean().default(true),
+  health: healthCheck.default({
+    type: "tcp",
+    from: "host-agent",
+    path: "/",
+    "expect-status": "200-399",
+    interval: 1_000,
+    timeout: 500,
+    rise: 2,
+    fall: 2,
+    jitter: 0.1,
+  }),
+  backends: z.array(backend).min(1),
+});
+
+export const configSchema = z
+  .strictObject({
+    node: z.strictObject({
+      name: z.string().min(1),
+      "router-id": ipv4.describe("BGP identifier"),
+    }),
+    bgp: z.strictObject({
+      asn,
+      "coalesce-ms": z.number().int().min(0).max(1000).default(5),
+      drain: z
+        .strictObject({
+          wait: durationMs("drain wait").default(30_000),
+          "as-path-prepend": z.number().int().min(0).max(10).default(0),
+        })
+        .default({ wait: 30_000, "as-path-prepend": 0 }),
+      "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs (default: per peer)"),
+      peers: z.array(peer).min(1),
+    }),
+    dataplane: z
+      .strictObject({
+        engine: z.enum(["userspace"]).default("userspace"),
+        "vxlan-port": port.default(4789),
+        "flow-table-size": z.number().int().min(1024).max(16_777_216).default(1_000_000),
+        "maglev-table-size": z.union([z.literal(65_537), z.literal(655_373)]).default(65_537),
+        interface: z.string().optional().describe("interface VIP traffic arrives on"),
+      })
+      .default({
+        engine: "userspace",
+        "vxlan-port": 4789,
+        "flow-table-size": 1_000_000,
+        "maglev-table-size": 65_537,
+      }),
+    health: z
+      .strictObject({
+        "agent-timeout": durationMs("host-agent silence before its DIPs count as down").default(
+          3_000,
+        ),
+        token: secret.optional().describe("shared token host agents authenticate with"),
+        listen: z.string().default("0.0.0.0:7946"),
+        "hold-down": durationMs("wait after MUX recovery before re-announcing").default(5_000),
+      })
+      .default({ "agent-timeout": 3_000, listen: "0.0.0.0:7946", "hold-down": 5_000 }),
+    api: z
+      .strictObject({
+        socket: z.string().default("/run/vipmux/admin.sock"),
+        metrics: z.string().optional().describe("address:port for Prometheus /metrics"),
+      })
+      .default({ socket: "/run/vipmux/admin.sock" }),
+    services: z.array(service).default([]),
+  })
+  .describe("vipmux MUX configuration");
+
+export type Config = z.output<typeof configSchema>;
+export type ServiceConfig = Config["services"][number];
+export type PeerConfig = Config["bgp"]["peers"][number];
+export type BackendConfig = ServiceConfig["backends"][number];
+
+/** JSON Schema of the config file (what users write: defaults are optional). */
+export function configJsonSchema(): object {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}
