@@ -5,11 +5,11 @@ import { isIP, isIPv4 } from "node:net";
 import { z } from "zod";
 import { parseDurationMs } from "./duration.ts";
 
-const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
-const ip = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+export const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
+export const ip = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
 const asn = z.number().int().min(1).max(4_294_967_295);
-const port = z.number().int().min(1).max(65_535);
-const durationMs = (what: string) =>
+export const port = z.number().int().min(1).max(65_535);
+export const durationMs = (what: string) =>
   z
     .union([z.string(), z.number()])
     .transform((v, ctx) => {
@@ -26,7 +26,7 @@ const durationMs = (what: string) =>
     .describe(`${what} (e.g. 500ms, 1s, 2m; a bare number is milliseconds)`);
 
 /** A secret given inline, from a file, or from an environment variable (one of them). */
-const secret = z
+export const secret = z
   .union([
     z.string().min(1),
     z.strictObject({ file: z.string().min(1) }),
@@ -82,7 +82,7 @@ const peer = z.strictObject({
   }),
 });
 
-const healthCheck = z.strictObject({
+export const healthCheckSchema = z.strictObject({
   type: z.enum(["tcp", "http", "https", "udp", "exec", "none"]),
   from: z.enum(["host-agent", "mux"]).default("host-agent"),
   port: port.optional(),
@@ -122,7 +122,7 @@ const backend = z.strictObject({
   "floating-ip": z.boolean().default(false).describe("the DIP owns the VIP; no NAT on the host"),
 });
 
-const service = z.strictObject({
+export const serviceSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lowercase letters, digits, - and _"),
   vip: ip,
   ports: z.array(servicePort).min(1),
@@ -130,7 +130,7 @@ const service = z.strictObject({
   vni: z.number().int().min(1).max(16_777_215),
   "min-healthy": z.number().int().min(0).default(1),
   enabled: z.boolean().default(true),
-  health: healthCheck.default({
+  health: healthCheckSchema.default({
     type: "tcp",
     from: "host-agent",
     path: "/",
@@ -192,7 +192,7 @@ export const configSchema = z
         metrics: z.string().optional().describe("address:port for Prometheus /metrics"),
       })
       .default({ socket: "/run/vipmux/admin.sock" }),
-    services: z.array(service).default([]),
+    services: z.array(serviceSchema).default([]),
   })
   .describe("vipmux MUX configuration");
 
