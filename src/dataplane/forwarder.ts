@@ -87,6 +87,8 @@ export interface ForwarderOptions {
   readonly outerTtl?: number;
   /** Largest inner packet accepted (default 9000: jumbo underlay); sizes the output buffer. */
   readonly maxPacket?: number;
+  /** Compute the outer UDP checksum on IPv4 too (default false: 0, RFC 7348 §5). IPv6 always has one. */
+  readonly outerUdpChecksumV4?: boolean;
   /** Decrement the inner TTL / hop limit like a router (default true). */
   readonly decrementTtl?: boolean;
   readonly conn?: ConnTableOptions;
@@ -145,6 +147,7 @@ export class Forwarder {
     this.encap.dstPort = options.vxlanPort ?? VXLAN_PORT;
     this.encap.ttl = options.outerTtl ?? 64;
     this.encap.decrementInnerTtl = options.decrementTtl ?? true;
+    this.encap.ipv4UdpChecksum = options.outerUdpChecksumV4 ?? false;
     this.maxPacket = options.maxPacket ?? 9000;
     this.decrementTtl = options.decrementTtl ?? true;
     this.out = new Uint8Array(this.maxPacket + VXLAN_OVERHEAD_V6);

@@ -3,7 +3,8 @@
 //   outer IPv4 (20) | IPv6 (40) | UDP (8) | VXLAN (8) | inner Ethernet (14) | inner IP packet
 //
 // Outer UDP checksum:
-// - IPv4: 0 (RFC 7348 §5: "UDP Checksum: It SHOULD be transmitted as zero").
+// - IPv4: 0 (RFC 7348 §5: "UDP Checksum: It SHOULD be transmitted as zero"), unless
+//   `ipv4UdpChecksum` asks for one (Linux's own VXLAN device computes it by default).
 // - IPv6: computed in full. RFC 8200 §8.1 requires it; RFC 6935/6936 allow zero for
 //   tunnels only when the receiver opts in (Linux: `udp6zerocsumrx`), so a real checksum
 //   works with every default receiver. It costs one pass over the packet.
@@ -63,6 +64,8 @@ export class VxlanEncap {
    * checksum is computed over the inner bytes. The caller checks the TTL is above 1.
    */
   decrementInnerTtl = false;
+  /** Compute the outer UDP checksum over IPv4 too (default: 0, as RFC 7348 §5 advises). */
+  ipv4UdpChecksum = false;
 }
 
 /**
@@ -146,11 +149,14 @@ export function encapsulateVxlan(
   o += ETHERNET_HEADER_LEN;
   copyBytes(inner, innerOff, innerOff + innerLen, out, o);
   if (e.decrementInnerTtl) decrementTtl(out, o, version);
-  if (v6) {
+  if (v6 || e.ipv4UdpChecksum) {
+    const src = v6 ? 8 : 12;
+    const dst = v6 ? 24 : 16;
+    const alen = v6 ? 16 : 4;
     let c = foldComplement(
-      sum16(out, udpOff, udpLen, pseudoHeaderSum(out, 8, 24, 16, IpProto.udp, udpLen)),
+      sum16(out, udpOff, udpLen, pseudoHeaderSum(out, src, dst, alen, IpProto.udp, udpLen)),
     );
-    if (c === 0) c = 0xffff; // RFC 8200 §8.1: a computed 0 is sent as all ones
+    if (c === 0) c = 0xffff; // RFC 768 / RFC 8200 §8.1: a computed 0 is sent as all ones
     out[udpOff + 6] = c >>> 8;
     out[udpOff + 7] = c & 0xff;
   }
