@@ -1,0 +1,667 @@
+// The BGP speaker: the only BGP surface the controller sees (undici's Dispatcher vs Pool
+// split). `announce` / `withdraw` change the desired table; each peer's Adj-RIB-Out sends
+// the difference after a short coalescing window, packed into the fewest UPDATEs, with
+// per-peer export policy. Sessions, FSM and timers stay behind this class. The speaker
+// keeps what peers send (Adj-RIB-In) for queries and installs nothing in the kernel.
+
+import { EventEmitter } from "node:events";
+import type net from "node:net";
+import { AdjRibIn, type ReceivedIssue, type ReceivedRoute } from "./adj-rib-in.ts";
+import { AdjRibOut, type Desired } from "./adj-rib-out.ts";
+import { defaultFsmConfig, type FsmStateName } from "./fsm.ts";
+import {
+  type ExportedRoute,
+  type ExportPolicy,
+  exportRoute,
+  exportsPrefix,
+  parseCommunity,
+  parseLargeCommunity,
+  type RouteAttributes,
+} from "./policy.ts";
+import { type EstablishedInfo, Session, type SessionCounters } from "./session.ts";
+import { type Listener, listen, plainAddress } from "./transport.ts";
+import type { Capability } from "./wire/capabilities.ts";
+import { Afi, CeaseSubcode, RouteRefreshSubtype, Safi } from "./wire/constants.ts";
+import { packAnnouncements, packWithdrawals } from "./wire/pack.ts";
+import {
+  formatPrefix,
+  type Prefix,
+  parseIpv4,
+  parseIpv6,
+  parsePrefix,
+  prefixListOf,
+} from "./wire/prefix.ts";
+import { encodeRouteRefresh } from "./wire/route-refresh.ts";
+import { encodeEndOfRib } from "./wire/update.ts";
+
+export type Family = "ipv4" | "ipv6";
+
+export interface PeerOptions {
+  /** Peer address (IPv4 or IPv6): the session's remote end and the peer's key. */
+  readonly address: string;
+  readonly asn: number;
+  readonly name?: string;
+  /** Remote TCP port (179). */
+  readonly port?: number;
+  /** Local address to connect from (and the default IPv4 next hop). */
+  readonly localAddress?: string;
+  /** Never connect; wait for the peer (PassiveTcpEstablishment). */
+  readonly passive?: boolean;
+  readonly holdTimeSec?: number;
+  readonly connectRetryMs?: number;
+  /** RFC 2385 TCP-MD5 password (needs the native addon). */
+  readonly md5Password?: string;
+  /** eBGP multihop: TTL of outgoing packets (needs the native addon). */
+  readonly multihopTtl?: number;
+  /** GTSM (RFC 5082): the peer is this many hops away (1 for a direct link). */
+  readonly gtsmHops?: number;
+  /** Families to negotiate (both by default). */
+  readonly families?: readonly Family[];
+  readonly export?: ExportPolicy;
+  /** More routes than this from the peer closes the session (Cease / 1). */
+  readonly maxPrefixes?: number;
+  /** The peer must advertise these capabilities, or gets NOTIFICATION 2/7. */
+  readonly requiredCapabilities?: readonly Capability["kind"][];
+}
+
+export interface SpeakerOptions {
+  readonly asn: number;
+  /** BGP Identifier (dotted quad). */
+  readonly routerId: string;
+  /** Listen for peers: host/port (default `::` port 179), or false for outgoing only. */
+  readonly listen?: false | { readonly host?: string; readonly port?: number };
+  /** IPv4 next hop for IPv4 prefixes over IPv6 sessions. */
+  readonly nextHop4?: string;
+  /** The MUX's IPv6 next hop for IPv6 prefixes over IPv4 sessions. */
+  readonly nextHop6?: string;
+  readonly holdTimeSec?: number;
+  readonly connectRetryMs?: number;
+  /** First reconnect delay after a failure; doubles per failure up to `idleHoldMaxMs`. */
+  readonly idleHoldMs?: number;
+  readonly idleHoldMaxMs?: number;
+  /** Coalescing window between a change and its UPDATE (default 5 ms). */
+  readonly coalesceMs?: number;
+  /** RFC 8654 extended messages (default on). */
+  readonly extendedMessages?: boolean;
+  /** Queue limit per peer socket before UPDATE generation pauses (default 4 MiB). */
+  readonly sendBufferBytes?: number;
+  readonly sendHoldMs?: number;
+  readonly peers: readonly PeerOptions[];
+  readonly log?: (level: "debug" | "info" | "warn", msg: string) => void;
+  /** Randomness for timer jitter (injected in tests). */
+  readonly rng?: () => number;
+}
+
+export interface PeerUpEvent {
+  readonly peer: string;
+  readonly address: string;
+  readonly asn: number;
+  readonly holdTimeSec: number;
+  readonly families: readonly Family[];
+  readonly localAddress: string;
+}
+export interface PeerDownEvent {
+  readonly peer: string;
+  readonly address: string;
+  readonly reason: string;
+}
+
+export interface PeerStatus {
+  readonly name: string;
+  readonly address: string;
+  readonly asn: number;
+  readonly state: FsmStateName;
+  readonly establishedForMs: number | null;
+  readonly lastError: string;
+  readonly families: readonly Family[];
+  readonly holdTimeSec: number | null;
+  readonly prefixesSent: number;
+  readonly prefixesPending: number;
+  readonly prefixesReceived: number;
+  readonly counters: Readonly<SessionCounters>;
+}
+
+interface SpeakerEvents {
+  "peer-up": [PeerUpEvent];
+  "peer-down": [PeerDownEvent];
+  "state-change": [{ peer: string; from: FsmStateName; to: FsmStateName }];
+  "route-refresh": [{ peer: string; afi: number; subtype: number }];
+}
+
+interface Route {
+  readonly prefix: Prefix;
+  readonly attrs: RouteAttributes;
+  /** Interned attributes id: export results are cached per (peer, attrsId, afi). */
+  readonly attrsId: number;
+}
+
+interface Peer {
+  readonly options: PeerOptions;
+  readonly name: string;
+  readonly key: string;
+  readonly session: Session;
+  readonly out: AdjRibOut;
+  readonly in: AdjRibIn;
+  families: Set<number>;
+  info: EstablishedInfo | null;
+  establishedAt: number;
+  /** Export cache: attrsId * 2 + (afi − 1) → exported route or reason. */
+  exportCache: Map<number, ExportedRoute | string>;
+  /** Families whose End-of-RIB is still due after the initial table. */
+  eorPending: Set<number>;
+  /** Families with an enhanced route refresh in progress (EoRR due). */
+  eorrPending: Set<number>;
+  flushing: boolean;
+}
+
+const FAMILY_AFI: Record<Family, 1 | 2> = { ipv4: Afi.Ipv4, ipv6: Afi.Ipv6 };
+const AFI_FAMILY: Record<number, Family> = { 1: "ipv4", 2: "ipv6" };
+
+/** Prefixes per flush step before yielding to the event loop (keepalives keep flowing). */
+const FLUSH_STEP = 20_000;
+
+/** Canonical text of a prefix: the key of every table. */
+export function prefixKey(text: string): { key: string; prefix: Prefix } {
+  const p = parsePrefix(text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`);
+  if (!p) throw new TypeError(`not a prefix: ${text}`);
+  return { key: formatPrefix(p), prefix: p };
+}
+
+function validateAttrs(a: RouteAttributes): void {
+  for (const c of a.communities ?? []) parseCommunity(c);
+  for (const c of a.largeCommunities ?? []) parseLargeCommunity(c);
+  if (a.med !== undefined && (!Number.isInteger(a.med) || a.med < 0 || a.med > 0xffffffff))
+    throw new TypeError(`MED ${a.med}`);
+  if (a.prepend !== undefined && (!Number.isInteger(a.prepend) || a.prepend < 0 || a.prepend > 32))
+    throw new TypeError(`prepend ${a.prepend}`);
+}
+
+export class Speaker extends EventEmitter<SpeakerEvents> {
+  readonly options: SpeakerOptions;
+  private readonly routes = new Map<string, Route>();
+  private readonly attrsIds = new Map<string, number>();
+  private readonly peersByKey = new Map<string, Peer>();
+  private listener: Listener | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private drainState: { prepend: number } | null = null;
+  private withdrawnAll = false;
+  private started = false;
+  private stopped = false;
+  private readonly log: NonNullable<SpeakerOptions["log"]>;
+
+  constructor(options: SpeakerOptions) {
+    super();
+    this.options = options;
+    this.log = options.log ?? (() => {});
+    const bgpId = parseIpv4(options.routerId);
+    if (bgpId === undefined || bgpId === 0) throw new TypeError(`router id "${options.routerId}"`);
+    if (options.nextHop6 !== undefined && !parseIpv6(options.nextHop6))
+      throw new TypeError(`nextHop6 "${options.nextHop6}"`);
+    for (const p of options.peers) this.addPeer(p, bgpId);
+  }
+
+  private addPeer(p: PeerOptions, bgpId: number): void {
+    const key = plainAddress(p.address);
+    if (this.peersByKey.has(key)) throw new TypeError(`peer ${p.address} configured twice`);
+    const o = this.options;
+    const families = (p.families ?? ["ipv4", "ipv6"]).map((f) => FAMILY_AFI[f]);
+    const capabilities: Capability[] = [
+      ...families.map((afi) => ({ kind: "multiprotocol" as const, afi, safi: Safi.Unicast })),
+      { kind: "route-refresh" },
+      { kind: "enhanced-route-refresh" },
+      { kind: "four-octet-as", asn: o.asn },
+      ...(o.extendedMessages === false ? [] : [{ kind: "extended-message" as const }]),
+    ];
+    const name = p.name ?? key;
+    const holdTimeSec = p.holdTimeSec ?? o.holdTimeSec ?? 90;
+    const session = new Session(
+      {
+        name,
+        address: p.address,
+        port: p.port ?? 179,
+        localAddress: p.localAddress,
+        passive: p.passive ?? false,
+        md5Password: p.md5Password,
+        ttl: p.multihopTtl,
+        gtsmHops: p.gtsmHops,
+        connectTimeoutMs: 5_000,
+        sendHoldMs: o.sendHoldMs ?? Math.max(480_000, 2 * holdTimeSec * 1000),
+        fsm: defaultFsmConfig({
+          localAs: o.asn,
+          peerAs: p.asn,
+          bgpId,
+          holdTimeSec,
+          connectRetryMs: p.connectRetryMs ?? o.connectRetryMs ?? 5_000,
+          idleHoldMs: o.idleHoldMs ?? 1_000,
+          idleHoldMaxMs: o.idleHoldMaxMs ?? 60_000,
+          capabilities,
+          requiredCapabilities: p.requiredCapabilities ?? [],
+        }),
+      },
+      {
+        established: (info) => this.onEstablished(peer, info),
+        down: (reason) => this.onDown(peer, reason),
+        update: (u) => {
+          peer.in.apply(u, performance.now());
+          const max = peer.options.maxPrefixes;
+          if (max !== undefined && peer.in.routes.size > max) {
+            session.automaticStop(
+              CeaseSubcode.MaximumPrefixesReached,
+              `more than ${max} prefixes received`,
+            );
+          }
+        },
+        routeRefresh: (r) => this.onRouteRefresh(peer, r.afi, r.safi, r.subtype),
+        writable: () => this.flushPeer(peer),
+        state: (from, to) => this.emit("state-change", { peer: name, from, to }),
+        log: (level, msg) => this.log(level, msg),
+      },
+      o.rng,
+    );
+    const peer: Peer = {
+      options: p,
+      name,
+      key,
+      session,
+      out: new AdjRibOut(),
+      in: new AdjRibIn(),
+      families: new Set(),
+      info: null,
+      establishedAt: 0,
+      exportCache: new Map(),
+      eorPending: new Set(),
+      eorrPending: new Set(),
+      flushing: false,
+    };
+    this.peersByKey.set(key, peer);
+  }
+
+  /** Starts listening (unless disabled) and connecting to every peer. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const l = this.options.listen;
+    if (l !== false) {
+      const md5 = new Map<string, string>();
+      for (const p of this.peersByKey.values())
+        if (p.options.md5Password !== undefined) md5.set(p.key, p.options.md5Password);
+      this.listener = await listen(l?.host, l?.port ?? 179, (s) => this.onAccept(s), md5);
+      this.log("info", `listening on ${l?.host ?? "::"} port ${this.listener.port}`);
+    }
+    for (const p of this.peersByKey.values()) p.session.start();
+  }
+
+  /** The port the listener is bound to (useful with port 0 in tests). */
+  get listenPort(): number | undefined {
+    return this.listener?.port;
+  }
+
+  private onAccept(socket: net.Socket): void {
+    const remote = plainAddress(socket.remoteAddress);
+    const peer = this.peersByKey.get(remote);
+    socket.on("error", () => {});
+    if (!peer || this.stopped) {
+      // Not a configured peer: close at once, before reading a byte (RFC 4271 §8: the
+      // connection is refused).
+      this.log("info", `refused a BGP connection from unconfigured ${remote}`);
+      socket.destroy();
+      return;
+    }
+    peer.session.accept(socket);
+  }
+
+  // ---- the table ----
+
+  /**
+   * Announces `prefix` ("20.20.20.100", "20.20.20.100/32", "2001:db8::1/128") with
+   * `attrs`, replacing earlier attributes. Sent to every peer whose policy accepts it
+   * after the coalescing window.
+   */
+  announce(prefix: string, attrs: RouteAttributes = {}): void {
+    validateAttrs(attrs);
+    const { key, prefix: p } = prefixKey(prefix);
+    const canon = JSON.stringify(attrs, Object.keys(attrs).sort());
+    let attrsId = this.attrsIds.get(canon);
+    if (attrsId === undefined) {
+      attrsId = this.attrsIds.size + 1;
+      this.attrsIds.set(canon, attrsId);
+    }
+    const old = this.routes.get(key);
+    if (old && old.attrsId === attrsId) return;
+    this.routes.set(key, { prefix: p, attrs, attrsId });
+    this.markDirty(key);
+  }
+
+  /** Withdraws `prefix` from every peer (no-op when not announced). */
+  withdraw(prefix: string): void {
+    const { key } = prefixKey(prefix);
+    if (!this.routes.delete(key)) return;
+    this.markDirty(key);
+  }
+
+  /** Prefixes currently announced (desired), in canonical form. */
+  announced(): string[] {
+    return [...this.routes.keys()];
+  }
+
+  isAnnounced(prefix: string): boolean {
+    return this.routes.has(prefixKey(prefix).key);
+  }
+
+  private markDirty(key: string): void {
+    for (const p of this.peersByKey.values()) if (p.info) p.out.markDirty(key);
+    this.scheduleFlush();
+  }
+
+  private markAllDirty(): void {
+    for (const p of this.peersByKey.values()) {
+      p.exportCache.clear();
+      if (!p.info) continue;
+      for (const k of p.out.sent.keys()) p.out.markDirty(k);
+      for (const k of this.routes.keys()) p.out.markDirty(k);
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      for (const p of this.peersByKey.values()) this.flushPeer(p);
+    }, this.options.coalesceMs ?? 5);
+  }
+
+  private desiredFor(peer: Peer): (key: string) => Desired | undefined {
+    const info = peer.info!;
+    const policy = peer.options.export ?? {};
+    const ctx = {
+      localAs: this.options.asn,
+      localAddress: peer.options.localAddress ?? info.localAddress,
+      nextHop4: this.options.nextHop4,
+      nextHop6: this.options.nextHop6,
+      drain: this.drainState ?? undefined,
+    };
+    return (key) => {
+      if (this.withdrawnAll) return undefined;
+      const r = this.routes.get(key);
+      if (!r || !exportsPrefix(policy, r.prefix)) return undefined;
+      const ck = r.attrsId * 2 + (r.prefix.afi - 1);
+      let e = peer.exportCache.get(ck);
+      if (e === undefined) {
+        e = exportRoute(ctx, policy, r.attrs, r.prefix.afi);
+        if (typeof e === "string") this.log("warn", `${peer.name}: not exporting: ${e}`);
+        peer.exportCache.set(ck, e);
+      }
+      return typeof e === "string" ? undefined : { prefix: r.prefix, route: e };
+    };
+  }
+
+  /** Sends what the peer lacks, in steps, pausing while its socket is backed up. */
+  private flushPeer(peer: Peer): void {
+    if (peer.flushing || !peer.info || peer.session.state !== "Established") return;
+    const limit = this.options.sendBufferBytes ?? 4 * 1024 * 1024;
+    const tx = peer.session.tx;
+    const desired = this.desiredFor(peer);
+    while (peer.out.dirty.size > 0) {
+      if (peer.session.writableBytes > limit) return; // resumed by the socket's drain
+      const b = peer.out.take(FLUSH_STEP, desired, peer.families);
+      const chunks: Uint8Array[] = [];
+      let messages = 0;
+      try {
+        for (const [afi, list] of [
+          [1, b.withdraw4],
+          [2, b.withdraw6],
+        ] as const) {
+          if (list.length === 0) continue;
+          const packed = packWithdrawals(prefixListOf(afi, list), tx);
+          chunks.push(packed.buffer);
+          messages += packed.messages.length;
+        }
+        for (const g of b.announce.values()) {
+          const packed = packAnnouncements(
+            prefixListOf(g.route.afi, g.prefixes),
+            g.route.attrs,
+            tx,
+            g.route.nextHop6,
+          );
+          chunks.push(packed.buffer);
+          messages += packed.messages.length;
+        }
+      } catch (e) {
+        this.log("warn", `${peer.name}: UPDATE encoding failed: ${(e as Error).message}`);
+        continue;
+      }
+      if (messages > 0) {
+        const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        peer.session.send(buf, messages, messages);
+      }
+      if (peer.out.dirty.size > 0) {
+        // Yield so keepalives and other peers are served during a large table.
+        peer.flushing = true;
+        setImmediate(() => {
+          peer.flushing = false;
+          this.flushPeer(peer);
+        });
+        return;
+      }
+    }
+    this.sendMarkers(peer);
+  }
+
+  private sendMarkers(peer: Peer): void {
+    const tx = peer.session.tx;
+    for (const afi of peer.eorPending) {
+      peer.session.send(encodeEndOfRib(afi as 1 | 2, tx), 1, 1);
+      this.log(
+        "info",
+        `${peer.name}: initial ${AFI_FAMILY[afi]} table sent (${peer.out.sentCount(afi as 1 | 2)} prefixes), End-of-RIB`,
+      );
+    }
+    peer.eorPending.clear();
+    for (const afi of peer.eorrPending) {
+      peer.session.send(
+        encodeRouteRefresh({ afi, safi: Safi.Unicast, subtype: RouteRefreshSubtype.EoRR }),
+        1,
+        0,
+      );
+    }
+    peer.eorrPending.clear();
+    this.checkIdle();
+  }
+
+  // ---- session events ----
+
+  private onEstablished(peer: Peer, info: EstablishedInfo): void {
+    peer.info = info;
+    peer.establishedAt = performance.now();
+    const theirs = info.peerOpen.capabilities.filter((c) => c.kind === "multiprotocol");
+    const ours = new Set((peer.options.families ?? ["ipv4", "ipv6"]).map((f) => FAMILY_AFI[f]));
+    // RFC 4760 §8: a peer without multiprotocol capabilities speaks IPv4 unicast only.
+    const families = new Set<number>();
+    if (theirs.length === 0) {
+      if (ours.has(Afi.Ipv4)) families.add(Afi.Ipv4);
+    } else {
+      for (const c of theirs)
+        if (c.safi === Safi.Unicast && ours.has(c.afi as 1 | 2)) families.add(c.afi);
+    }
+    peer.families = families;
+    peer.exportCache.clear();
+    peer.in.clear();
+    // A new session starts from nothing: the whole table again, then End-of-RIB.
+    peer.out.reset(this.withdrawnAll ? [] : this.routes.keys());
+    peer.eorPending = new Set(families);
+    peer.eorrPending.clear();
+    const fams = [...families].map((a) => AFI_FAMILY[a]!);
+    this.log(
+      "info",
+      `${peer.name}: Established (hold ${info.negotiated.holdTime} s, ${fams.join("+")})`,
+    );
+    this.emit("peer-up", {
+      peer: peer.name,
+      address: peer.key,
+      asn: peer.options.asn,
+      holdTimeSec: info.negotiated.holdTime,
+      families: fams,
+      localAddress: info.localAddress,
+    });
+    this.scheduleFlush();
+  }
+
+  private onDown(peer: Peer, reason: string): void {
+    peer.info = null;
+    peer.in.clear();
+    peer.out.reset([]);
+    peer.eorPending.clear();
+    peer.eorrPending.clear();
+    this.emit("peer-down", { peer: peer.name, address: peer.key, reason });
+    this.checkIdle();
+  }
+
+  private onRouteRefresh(peer: Peer, afi: number, safi: number, subtype: number): void {
+    this.emit("route-refresh", { peer: peer.name, afi, subtype });
+    if (safi !== Safi.Unicast || !peer.families.has(afi)) return;
+    if (subtype === RouteRefreshSubtype.BoRR) {
+      peer.in.beginRefresh(afi);
+      return;
+    }
+    if (subtype === RouteRefreshSubtype.EoRR) {
+      peer.in.endRefresh(afi);
+      return;
+    }
+    if (subtype !== RouteRefreshSubtype.Normal) return; // RFC 7313 §5: ignore others
+    this.log("info", `${peer.name}: route refresh for ${AFI_FAMILY[afi]}: re-sending the table`);
+    // RFC 7313 §4: with enhanced route refresh, bracket the re-sent routes by BoRR/EoRR.
+    if (peer.info?.negotiated.enhancedRouteRefresh) {
+      peer.session.send(encodeRouteRefresh({ afi, safi, subtype: RouteRefreshSubtype.BoRR }), 1, 0);
+      peer.eorrPending.add(afi);
+    }
+    peer.out.resend(afi as 1 | 2, this.withdrawnAll ? [] : this.routes.keys());
+    this.scheduleFlush();
+  }
+
+  /** Asks peers to send their routes again (ROUTE-REFRESH, RFC 2918), e.g. after a policy change. */
+  refresh(peerAddress?: string): void {
+    for (const p of this.peersByKey.values()) {
+      if (peerAddress !== undefined && p.key !== plainAddress(peerAddress)) continue;
+      if (!p.info?.negotiated.routeRefresh) continue;
+      for (const afi of p.families)
+        p.session.send(encodeRouteRefresh({ afi, safi: Safi.Unicast, subtype: 0 }), 1, 0);
+    }
+  }
+
+  // ---- queries ----
+
+  peers(): PeerStatus[] {
+    return [...this.peersByKey.values()].map((p) => ({
+      name: p.name,
+      address: p.key,
+      asn: p.options.asn,
+      state: p.session.state,
+      establishedForMs: p.info ? Math.round(performance.now() - p.establishedAt) : null,
+      lastError: p.session.lastError,
+      families: [...p.families].map((a) => AFI_FAMILY[a]!),
+      holdTimeSec: p.info?.negotiated.holdTime ?? null,
+      prefixesSent: p.out.sent.size,
+      prefixesPending: p.out.dirty.size,
+      prefixesReceived: p.in.routes.size,
+      counters: { ...p.session.counters },
+    }));
+  }
+
+  private peerOf(address: string): Peer {
+    const p = this.peersByKey.get(plainAddress(address));
+    if (!p) throw new TypeError(`no peer ${address}`);
+    return p;
+  }
+
+  /** Routes received from a peer (its Adj-RIB-In). */
+  adjRibIn(peerAddress: string): ReceivedRoute[] {
+    return [...this.peerOf(peerAddress).in.routes.values()];
+  }
+
+  /** The last RFC 7606 outcomes (treat-as-withdraw, attribute-discard) a peer caused. */
+  adjRibInIssues(peerAddress: string): readonly ReceivedIssue[] {
+    return this.peerOf(peerAddress).in.issues;
+  }
+
+  /** Prefixes the peer holds from us (its Adj-RIB-Out, as sent). */
+  adjRibOut(peerAddress: string): string[] {
+    return [...this.peerOf(peerAddress).out.sent.keys()];
+  }
+
+  // ---- drain and shutdown ----
+
+  private idleWaiters: (() => void)[] = [];
+
+  /** True when every Established peer has been sent everything. */
+  get synced(): boolean {
+    for (const p of this.peersByKey.values())
+      if (p.info && (p.out.dirty.size > 0 || p.eorPending.size > 0 || p.session.writableBytes > 0))
+        return false;
+    return this.flushTimer === null;
+  }
+
+  private checkIdle(): void {
+    if (!this.synced) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const r of w) r();
+  }
+
+  /** Resolves once every Established peer has been sent the current table (or at the timeout). */
+  async flushed(timeoutMs = 10_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.synced && performance.now() < deadline) {
+      await new Promise<void>((r) => {
+        this.idleWaiters.push(r);
+        setTimeout(r, 50).unref();
+      });
+    }
+  }
+
+  /**
+   * RFC 8326 graceful shutdown: re-announce everything with GRACEFUL_SHUTDOWN (65535:0)
+   * and `prepend` extra copies of the local AS so routers move traffic to other MUXes,
+   * wait `waitMs`, then withdraw everything. Sessions stay up.
+   */
+  async drain(options: { prepend?: number; waitMs?: number } = {}): Promise<void> {
+    this.drainState = { prepend: options.prepend ?? 0 };
+    this.log("info", `drain: re-announcing ${this.routes.size} prefixes with GRACEFUL_SHUTDOWN`);
+    this.markAllDirty();
+    await this.flushed();
+    await new Promise((r) => setTimeout(r, options.waitMs ?? 5_000));
+    this.withdrawnAll = true;
+    this.log("info", "drain: withdrawing everything");
+    this.markAllDirty();
+    await this.flushed();
+  }
+
+  /** Ends a drain: announce again normally. */
+  undrain(): void {
+    this.drainState = null;
+    this.withdrawnAll = false;
+    this.markAllDirty();
+  }
+
+  get draining(): boolean {
+    return this.drainState !== null || this.withdrawnAll;
+  }
+
+  /**
+   * Withdraws everything, then closes every session with Cease / Administrative Shutdown
+   * carrying `communication` (RFC 9003), and stops listening.
+   */
+  async shutdown(communication = "vipmux shutting down"): Promise<void> {
+    if (this.stopped) return;
+    this.withdrawnAll = true;
+    this.markAllDirty();
+    await this.flushed(5_000);
+    this.stopped = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    await Promise.all([...this.peersByKey.values()].map((p) => p.session.stop(communication)));
+    await this.listener?.close();
+    this.listener = null;
+    this.log("info", "shutdown complete");
+  }
+}
