@@ -1,0 +1,210 @@
+// The one reconcile loop: config + health + admin state -> forwarding tables and BGP
+// announcements. It keeps what it last applied and sends only differences, so a health
+// check that changes nothing sends no UPDATE, and a flap inside rise/fall sends none.
+import { EventEmitter } from "node:events";
+import type { Config } from "../config/schema.ts";
+import type { ServiceModel } from "../lb/service.ts";
+import {
+  type AdminState,
+  computeDesired,
+  type Desired,
+  type DesiredRoute,
+  diffRoutes,
+  noAdmin,
+  type ServiceStatus,
+} from "./desired.ts";
+
+/** Where announcements go (the BGP speaker behind an adapter). */
+export interface RouteSink {
+  announce(route: DesiredRoute): void;
+  withdraw(prefix: string): void;
+}
+
+/** Where forwarding tables go (the dataplane engine behind an adapter). */
+export interface TableSink {
+  apply(model: ServiceModel): void;
+}
+
+export interface ControllerOptions {
+  config: Config;
+  backendUp: (key: string) => boolean | undefined;
+  routes: RouteSink;
+  tables: TableSink;
+  /** Raw MUX self-health (forwarder heartbeat fresh, ...). */
+  muxHealthy?: () => boolean;
+  now?: () => number;
+}
+
+export interface ControllerEvents {
+  reconciled: [
+    desired: Desired,
+    changes: { announced: number; withdrawn: number; tables: boolean },
+  ];
+  muxHealth: [healthy: boolean];
+}
+
+export class Controller extends EventEmitter<ControllerEvents> {
+  private config: Config;
+  private readonly opts: ControllerOptions;
+  private readonly now: () => number;
+  private admin: AdminState = noAdmin();
+  private applied = new Map<string, DesiredRoute>();
+  private appliedModel = "";
+  private last?: Desired;
+  private scheduled = false;
+  private timer?: NodeJS.Timeout;
+  /** Effective MUX health, with hold-down after recovery. */
+  private healthy = true;
+  private recoveredAt?: number;
+  private stopped = false;
+
+  constructor(opts: ControllerOptions) {
+    super();
+    this.opts = opts;
+    this.config = opts.config;
+    this.now = opts.now ?? Date.now;
+  }
+
+  start(): void {
+    this.reconcileNow();
+    // Timers drive what no event announces: drain waits ending, hold-down expiring,
+    // MUX self-health changes.
+    this.timer = setInterval(() => this.reconcileNow(), 100);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Something changed (health, admin): reconcile once, soon, however many changes come. */
+  poke(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.reconcileNow();
+    });
+  }
+
+  reload(config: Config): void {
+    this.config = config;
+    // Admin state of things that no longer exist is dropped with them.
+    const names = new Set(config.services.map((s) => s.name));
+    const serviceDrains = new Map([...this.admin.serviceDrains].filter(([n]) => names.has(n)));
+    const drainedBackends = new Set(
+      [...this.admin.drainedBackends].filter((k) => names.has(k.split("/")[0]!)),
+    );
+    this.admin = { ...this.admin, serviceDrains, drainedBackends };
+    this.reconcileNow();
+  }
+
+  drainMux(): void {
+    if (this.admin.muxDrainSinceMs === undefined)
+      this.admin = { ...this.admin, muxDrainSinceMs: this.now() };
+    this.poke();
+  }
+
+  undrainMux(): void {
+    const { muxDrainSinceMs: _, ...rest } = this.admin;
+    this.admin = rest;
+    this.poke();
+  }
+
+  drainService(name: string): boolean {
+    if (!this.config.services.some((s) => s.name === name)) return false;
+    if (!this.admin.serviceDrains.has(name))
+      this.admin = {
+        ...this.admin,
+        serviceDrains: new Map([...this.admin.serviceDrains, [name, this.now()]]),
+      };
+    this.poke();
+    return true;
+  }
+
+  undrainService(name: string): boolean {
+    const m = new Map(this.admin.serviceDrains);
+    const had = m.delete(name);
+    this.admin = { ...this.admin, serviceDrains: m };
+    this.poke();
+    return had;
+  }
+
+  drainBackend(key: string, drain = true): boolean {
+    const [service, dip] = key.split("/");
+    if (
+      !this.config.services.some((s) => s.name === service && s.backends.some((b) => b.dip === dip))
+    )
+      return false;
+    const set = new Set(this.admin.drainedBackends);
+    if (drain) set.add(key);
+    else set.delete(key);
+    this.admin = { ...this.admin, drainedBackends: set };
+    this.poke();
+    return true;
+  }
+
+  adminState(): AdminState {
+    return this.admin;
+  }
+
+  status(): { services: ServiceStatus[]; announced: string[]; muxHealthy: boolean } {
+    return {
+      services: this.last?.services ?? [],
+      announced: [...this.applied.keys()].sort(),
+      muxHealthy: this.healthy,
+    };
+  }
+
+  private muxHealthy(): boolean {
+    const raw = this.opts.muxHealthy?.() ?? true;
+    const now = this.now();
+    if (!raw) {
+      this.recoveredAt = undefined;
+      if (this.healthy) {
+        this.healthy = false;
+        this.emit("muxHealth", false);
+      }
+      return false;
+    }
+    if (!this.healthy) {
+      this.recoveredAt ??= now;
+      // Hold-down: a MUX that just recovered waits before attracting traffic again.
+      if (now - this.recoveredAt < this.config.health["hold-down"]) return false;
+      this.healthy = true;
+      this.recoveredAt = undefined;
+      this.emit("muxHealth", true);
+    }
+    return true;
+  }
+
+  reconcileNow(): Desired {
+    const desired = computeDesired({
+      config: this.config,
+      backendUp: this.opts.backendUp,
+      admin: this.admin,
+      muxHealthy: this.muxHealthy(),
+      nowMs: this.now(),
+    });
+    // Tables first: a VIP is announced only once the forwarder can serve it.
+    const modelKey = JSON.stringify(desired.model);
+    const tablesChanged = modelKey !== this.appliedModel;
+    if (tablesChanged) {
+      this.opts.tables.apply(desired.model);
+      this.appliedModel = modelKey;
+    }
+    const { announce, withdraw } = diffRoutes(this.applied, desired.routes);
+    for (const prefix of withdraw) this.opts.routes.withdraw(prefix);
+    for (const r of announce) this.opts.routes.announce(r);
+    this.applied = new Map(desired.routes);
+    this.last = desired;
+    if (tablesChanged || announce.length > 0 || withdraw.length > 0)
+      this.emit("reconciled", desired, {
+        announced: announce.length,
+        withdrawn: withdraw.length,
+        tables: tablesChanged,
+      });
+    return desired;
+  }
+}

@@ -1,0 +1,286 @@
+// The health stream: host agents report their local DIPs' health to every MUX (Ananta's
+// model) over TCP, one JSON object per line. Authentication: the MUX sends a nonce, the
+// agent proves it knows the shared token (HMAC-SHA256), and every later report carries
+// an HMAC over both nonces, a strictly increasing sequence number and the payload, so a
+// third party can neither mark backends up or down nor replay an old report.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { EventEmitter } from "node:events";
+import net from "node:net";
+
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** One report: backend keys ("service/dip") with their state. */
+export type BackendReport = [key: string, up: boolean][];
+
+export const hmac = (token: string, text: string) =>
+  createHmac("sha256", token).update(text).digest("hex");
+
+export function helloMac(
+  token: string,
+  serverNonce: string,
+  host: string,
+  clientNonce: string,
+): string {
+  return hmac(token, `hello|${serverNonce}|${host}|${clientNonce}`);
+}
+
+export function reportMac(
+  token: string,
+  serverNonce: string,
+  clientNonce: string,
+  seq: number,
+  full: boolean,
+  backends: BackendReport,
+): string {
+  return hmac(
+    token,
+    `health|${serverNonce}|${clientNonce}|${seq}|${full ? 1 : 0}|${JSON.stringify(backends)}`,
+  );
+}
+
+function macEqual(a: unknown, b: string): boolean {
+  if (typeof a !== "string" || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
+
+/** Splits a TCP byte stream into lines, refusing lines longer than MAX_FRAME_BYTES. */
+export class LineFramer {
+  private buf = "";
+  push(chunk: string): { lines: string[]; oversize: boolean } {
+    this.buf += chunk;
+    const lines = this.buf.split("\n");
+    this.buf = lines.pop() ?? "";
+    const oversize =
+      this.buf.length > MAX_FRAME_BYTES || lines.some((l) => l.length > MAX_FRAME_BYTES);
+    return { lines: lines.filter((l) => l.length > 0), oversize };
+  }
+}
+
+export type RejectReason =
+  | "bad_frame"
+  | "oversize"
+  | "unauthenticated"
+  | "bad_mac"
+  | "replay"
+  | "not_owner"
+  | "unknown_host";
+
+export interface HealthServerOptions {
+  token: string;
+  /** Name sent in the challenge, for the agent's logs. */
+  mux: string;
+  /** Which backend keys a host (by PA) may report: only its own DIPs. */
+  owns: (host: string, key: string) => boolean;
+  /** Hosts that may connect at all (their PA); others are refused after hello. */
+  knownHost: (host: string) => boolean;
+}
+
+export interface HealthServerEvents {
+  report: [host: string, backends: BackendReport, full: boolean];
+  connected: [host: string];
+  disconnected: [host: string];
+  rejected: [reason: RejectReason, peer: string];
+}
+
+/** The MUX side: accepts agent connections and emits authenticated reports. */
+export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
+  readonly server: net.Server;
+  readonly rejects = new Map<RejectReason, number>();
+  /** Last time each host was heard from (ms since epoch). */
+  readonly lastHeard = new Map<string, number>();
+  private readonly opts: HealthServerOptions;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(opts: HealthServerOptions) {
+    super();
+    this.opts = opts;
+    this.server = net.createServer((sock) => this.accept(sock));
+  }
+
+  listen(port: number, host: string): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => resolve(this.server.address() as net.AddressInfo));
+    });
+  }
+
+  /** Stops listening and drops every agent connection. */
+  close(): Promise<void> {
+    for (const sock of this.sockets) sock.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private reject(reason: RejectReason, sock: net.Socket): void {
+    this.rejects.set(reason, (this.rejects.get(reason) ?? 0) + 1);
+    this.emit("rejected", reason, `${sock.remoteAddress}:${sock.remotePort}`);
+    sock.destroy();
+  }
+
+  private accept(sock: net.Socket): void {
+    const serverNonce = randomBytes(16).toString("hex");
+    const framer = new LineFramer();
+    let host: string | undefined;
+    let clientNonce = "";
+    let lastSeq = -1;
+    this.sockets.add(sock);
+    sock.setNoDelay(true);
+    sock.setEncoding("utf8");
+    sock.on("error", () => {});
+    // An agent that does not authenticate promptly is dropped.
+    const helloTimer = setTimeout(() => this.reject("unauthenticated", sock), 5000);
+    sock.write(`${JSON.stringify({ t: "challenge", nonce: serverNonce, mux: this.opts.mux })}\n`);
+    sock.on("data", (chunk: string) => {
+      const { lines, oversize } = framer.push(chunk);
+      if (oversize) return this.reject("oversize", sock);
+      for (const line of lines) {
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return this.reject("bad_frame", sock);
+        }
+        if (host === undefined) {
+          if (msg.t !== "hello" || typeof msg.host !== "string" || typeof msg.nonce !== "string")
+            return this.reject("unauthenticated", sock);
+          if (!macEqual(msg.mac, helloMac(this.opts.token, serverNonce, msg.host, msg.nonce)))
+            return this.reject("bad_mac", sock);
+          if (!this.opts.knownHost(msg.host)) return this.reject("unknown_host", sock);
+          clearTimeout(helloTimer);
+          host = msg.host;
+          clientNonce = msg.nonce;
+          this.lastHeard.set(host, Date.now());
+          sock.write(`${JSON.stringify({ t: "welcome" })}\n`);
+          this.emit("connected", host);
+          continue;
+        }
+        if (msg.t !== "health" || typeof msg.seq !== "number" || !Array.isArray(msg.backends))
+          return this.reject("bad_frame", sock);
+        const backends = msg.backends as BackendReport;
+        const full = msg.full === true;
+        if (
+          !macEqual(
+            msg.mac,
+            reportMac(this.opts.token, serverNonce, clientNonce, msg.seq, full, backends),
+          )
+        )
+          return this.reject("bad_mac", sock);
+        if (msg.seq <= lastSeq) return this.reject("replay", sock);
+        lastSeq = msg.seq;
+        for (const entry of backends) {
+          if (
+            !Array.isArray(entry) ||
+            typeof entry[0] !== "string" ||
+            typeof entry[1] !== "boolean"
+          )
+            return this.reject("bad_frame", sock);
+          if (!this.opts.owns(host, entry[0])) return this.reject("not_owner", sock);
+        }
+        this.lastHeard.set(host, Date.now());
+        this.emit("report", host, backends, full);
+      }
+    });
+    sock.on("close", () => {
+      this.sockets.delete(sock);
+      clearTimeout(helloTimer);
+      if (host !== undefined) this.emit("disconnected", host);
+    });
+  }
+}
+
+export interface HealthClientOptions {
+  token: string;
+  /** This host's PA: its identity towards the MUXes. */
+  host: string;
+  mux: { address: string; port: number };
+  heartbeatMs?: number;
+  /** The current full state, sent after every (re)connect. */
+  snapshot: () => BackendReport;
+}
+
+/** The agent side of one MUX connection: reconnects with back-off, sends changes at once. */
+export class HealthStreamClient extends EventEmitter<{ up: []; down: [reason: string] }> {
+  private readonly opts: HealthClientOptions;
+  private sock?: net.Socket;
+  private authed = false;
+  private serverNonce = "";
+  private clientNonce = "";
+  private seq = 0;
+  private stopped = false;
+  private backoffMs = 200;
+  private heartbeat?: NodeJS.Timeout;
+  private retry?: NodeJS.Timeout;
+
+  constructor(opts: HealthClientOptions) {
+    super();
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  get connected(): boolean {
+    return this.authed;
+  }
+
+  /** Sends a change (or, with full, the whole state) now if connected. */
+  send(backends: BackendReport, full = false): void {
+    if (!this.authed || !this.sock) return;
+    const seq = ++this.seq;
+    const mac = reportMac(this.opts.token, this.serverNonce, this.clientNonce, seq, full, backends);
+    this.sock.write(`${JSON.stringify({ t: "health", seq, full, backends, mac })}\n`);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.retry) clearTimeout(this.retry);
+    this.sock?.destroy();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const sock = net.connect({ host: this.opts.mux.address, port: this.opts.mux.port });
+    this.sock = sock;
+    this.authed = false;
+    const framer = new LineFramer();
+    sock.setNoDelay(true);
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => {
+      for (const line of framer.push(chunk).lines) {
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          sock.destroy();
+          return;
+        }
+        if (msg.t === "challenge" && typeof msg.nonce === "string") {
+          this.serverNonce = msg.nonce;
+          this.clientNonce = randomBytes(16).toString("hex");
+          const mac = helloMac(this.opts.token, this.serverNonce, this.opts.host, this.clientNonce);
+          sock.write(
+            `${JSON.stringify({ t: "hello", host: this.opts.host, nonce: this.clientNonce, mac })}\n`,
+          );
+        } else if (msg.t === "welcome") {
+          this.authed = true;
+          this.seq = 0;
+          this.backoffMs = 200;
+          this.send(this.opts.snapshot(), true);
+          this.heartbeat = setInterval(() => this.send([]), this.opts.heartbeatMs ?? 1000);
+          this.emit("up");
+        }
+      }
+    });
+    sock.on("error", () => {});
+    sock.on("close", () => {
+      const wasUp = this.authed;
+      this.authed = false;
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      if (wasUp) this.emit("down", "connection closed");
+      if (this.stopped) return;
+      this.retry = setTimeout(() => this.connect(), this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+    });
+  }
+}
