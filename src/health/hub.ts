@@ -35,8 +35,7 @@ export class HealthHub extends EventEmitter<HubEvents> {
     this.scheduler =
       opts.scheduler ??
       new ProbeScheduler({
-        onChange: (id, up, r) =>
-          this.emitIfChanged(id, () => this.scheduler.isUp(id) === up, `mux probe: ${r.detail}`),
+        onChange: (id, up, r) => this.emit("change", id, up, `mux probe: ${r.detail}`),
       });
   }
 
