@@ -275,6 +275,15 @@ export class Forwarder {
     return Verdict.forward;
   }
 
+  /**
+   * Reclaims idle connection-table entries, examining at most `maxSlots` slots. Engines
+   * call it between packet batches (e.g. every few ms with a budget of a few thousand),
+   * so a quiet table still frees its quota without a stop-the-world sweep.
+   */
+  expire(now: number, maxSlots = 4096): number {
+    return this.conn.expire(now, maxSlots);
+  }
+
   private drop(reason: Verdict): Verdict {
     this.verdicts[reason]!++;
     return reason;

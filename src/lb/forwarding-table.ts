@@ -6,7 +6,7 @@
 // name + DIP) across rebuilds when the previous table is passed in, so established flows
 // keep pointing at the right backend and counters keep counting. Ids are never reused.
 
-import { parseIp } from "../packet/address.ts";
+import { formatIp, parseIp } from "../packet/address.ts";
 import { IpProto } from "../packet/constants.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import { type Distribution, parseDistribution } from "./flow-hash.ts";
@@ -174,7 +174,7 @@ export function buildForwardingTable(
       const port = p.protocol === "icmp" ? 0 : p.port!;
       vipKeys.push({ addr: vipAddr, proto, port, value: id });
       if (port !== 0) {
-        const k = `${spec.vip}|${proto}`;
+        const k = `${formatIp(vipAddr)}|${proto}`;
         const cur = fragmentOwner.get(k);
         if (cur === undefined || port < cur.port)
           fragmentOwner.set(k, { port, id, addr: vipAddr, proto });

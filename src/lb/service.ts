@@ -3,6 +3,7 @@
 // health). Plain data, validated here so a bad model is refused with every error listed.
 
 import { isIPv4, isIPv6 } from "node:net";
+import { formatIp, parseIp } from "../packet/address.ts";
 import { isPrime, MAGLEV_MAX_BACKENDS, MAGLEV_SIZE_DEFAULT } from "./maglev.ts";
 
 /**
@@ -56,6 +57,11 @@ const DISTRIBUTIONS: ReadonlySet<string> = new Set(["5-tuple", "3-tuple", "2-tup
 const STATES: ReadonlySet<string> = new Set(["up", "draining", "down"]);
 
 const isIp = (s: string) => isIPv4(s) || isIPv6(s);
+/** Canonical text of an address, so "2001:db8::1" and "2001:0db8:0::1" count as one. */
+const canonical = (s: string) => {
+  const b = parseIp(s);
+  return b === undefined ? s : formatIp(b);
+};
 
 /** Every problem in the model, each naming the service and field; empty when valid. */
 export function validateServiceModel(model: ServiceModel): string[] {
@@ -86,7 +92,7 @@ export function validateServiceModel(model: ServiceModel): string[] {
       if (p.protocol !== "icmp" && (!Number.isInteger(port) || port! < 1 || port! > 65535)) {
         errors.push(`${where}.ports[${pi}].port: ${p.port} is not 1..65535`);
       }
-      const key = `${s.vip}|${p.protocol}|${port}`;
+      const key = `${canonical(s.vip)}|${p.protocol}|${port}`;
       const owner = listeners.get(key);
       if (owner !== undefined) {
         errors.push(
@@ -102,8 +108,8 @@ export function validateServiceModel(model: ServiceModel): string[] {
       const bw = `${where}.backends[${bi}]`;
       if (!isIp(b.dip)) errors.push(`${bw}.dip: ${b.dip} is not an IP address`);
       if (!isIp(b.host)) errors.push(`${bw}.host: ${b.host} is not an IP address`);
-      if (dips.has(b.dip)) errors.push(`${bw}.dip: duplicate ${b.dip}`);
-      dips.add(b.dip);
+      if (dips.has(canonical(b.dip))) errors.push(`${bw}.dip: duplicate ${b.dip}`);
+      dips.add(canonical(b.dip));
       const w = b.weight ?? 1;
       if (!Number.isInteger(w) || w < 0 || w > 0xffff)
         errors.push(`${bw}.weight: ${w} is not 0..65535`);

@@ -1,5 +1,11 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Forwarder, type ForwarderOptions, Verdict } from "../../../src/dataplane/forwarder.ts";
+import {
+  Forwarder,
+  type ForwarderOptions,
+  VERDICT_NAMES,
+  Verdict,
+} from "../../../src/dataplane/forwarder.ts";
 import { buildForwardingTable, type ForwardingTable } from "../../../src/lb/forwarding-table.ts";
 import type { BackendSpec, ServiceModel } from "../../../src/lb/service.ts";
 import { formatIp } from "../../../src/packet/address.ts";
@@ -309,5 +315,115 @@ describe("forwarder", () => {
     const p = new ParsedPacket();
     expect(parseIpPacket(f.out.subarray(d.innerOffset), d.innerLength, p)).toBe(0);
     expect(p.flowDstPort).toBe(53);
+  });
+});
+
+describe("forwarder distributions and robustness", () => {
+  const svcModel = (distribution: "5-tuple" | "3-tuple" | "2-tuple"): ServiceModel => ({
+    services: [
+      {
+        name: "sticky",
+        vip: "20.20.20.100",
+        ports: [
+          { protocol: "tcp", port: 80 },
+          { protocol: "udp", port: 53 },
+        ],
+        distribution,
+        vni: 7,
+        maglevSize: 1009,
+        backends: Array.from({ length: 8 }, (_, i) => ({
+          dip: `10.10.10.${20 + i}`,
+          host: `192.168.30.${20 + i}`,
+        })),
+      },
+    ],
+  });
+  const from = (src: string, proto: "tcp" | "udp", sport: number) =>
+    buildPacket({ src, dst: "20.20.20.100", proto, sport, dport: proto === "tcp" ? 80 : 53 });
+
+  it("3-tuple and 2-tuple services keep a client on one backend; 5-tuple spreads its connections", () => {
+    for (const d of ["5-tuple", "3-tuple", "2-tuple"] as const) {
+      const f = forwarder(svcModel(d));
+      const tcpBackends = new Set<string | Verdict>();
+      for (let port = 1000; port < 1064; port++)
+        tcpBackends.add(send(f, from("198.51.100.9", "tcp", port)));
+      const udp = send(f, from("198.51.100.9", "udp", 5000));
+      if (d === "5-tuple") expect(tcpBackends.size).toBeGreaterThan(4);
+      else expect(tcpBackends.size).toBe(1);
+      if (d === "2-tuple") expect(udp).toBe([...tcpBackends][0]);
+      // Different clients still spread.
+      const clients = new Set<string | Verdict>();
+      for (let i = 1; i < 64; i++) clients.add(send(f, from(`198.51.100.${i}`, "tcp", 1000)));
+      expect(clients.size).toBeGreaterThan(4);
+    }
+  });
+
+  it("sends every fragment of a datagram to one backend (the 3-tuple's)", () => {
+    const f = forwarder(svcModel("5-tuple"));
+    const ref = forwarder(svcModel("3-tuple"));
+    for (let i = 1; i < 40; i++) {
+      const src = `198.51.100.${i}`;
+      const first = buildPacket({
+        src,
+        dst: "20.20.20.100",
+        proto: "udp",
+        sport: 7,
+        dport: 53,
+        moreFragments: true,
+      });
+      const last = buildPacket({
+        src,
+        dst: "20.20.20.100",
+        proto: "udp",
+        sport: 7,
+        dport: 53,
+        fragOffset: 185,
+      });
+      const a = send(f, first);
+      expect(send(f, last)).toBe(a);
+      expect(a).toBe(send(ref, from(src, "udp", 7)));
+    }
+    expect(f.conn.size).toBe(0); // fragments are not tracked
+  });
+
+  it("reclaims idle flows through expire()", () => {
+    const f = forwarder();
+    for (let port = 1; port <= 100; port++) send(f, tcp(port), 0);
+    expect(f.conn.size).toBe(100);
+    expect(f.expire(60_000, f.conn.slots)).toBe(100);
+    expect(f.conn.size).toBe(0);
+  });
+
+  it("never throws on arbitrary bytes and counts every packet exactly once", () => {
+    const f = forwarder();
+    const seeds = [
+      tcp(80),
+      buildPacket({
+        src: "2001:db8::1",
+        dst: "2001:db8:100::10",
+        proto: "tcp",
+        sport: 1,
+        dport: 443,
+      }),
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...seeds),
+        fc.array(fc.tuple(fc.nat(80), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+        fc.integer({ min: 0, max: 100 }),
+        (seed, edits, cut) => {
+          const b = seed.slice();
+          for (const [i, v] of edits) if (i < b.length) b[i] = v;
+          const len = Math.max(0, b.length - cut);
+          const before = f.verdicts.reduce((a, x) => a + x, 0);
+          const v = f.forward(b, len, 0);
+          expect(v).toBeGreaterThanOrEqual(0);
+          expect(v).toBeLessThan(VERDICT_NAMES.length);
+          expect(f.verdicts.reduce((a, x) => a + x, 0)).toBe(before + 1);
+          if (v === Verdict.forward) expect(f.outLength).toBeGreaterThan(50);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
