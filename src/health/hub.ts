@@ -103,7 +103,9 @@ export class HealthHub extends EventEmitter<HubEvents> {
     for (const [key, up] of backends) this.reported.set(key, up);
     for (const key of touched) {
       const now = this.backendUp(key);
-      if (now !== before.get(key)) this.emit("change", key, now === true, `host agent ${host}`);
+      // Unknown counts as down: the first "down" report of a new DIP is no change.
+      if ((now === true) !== (before.get(key) === true))
+        this.emit("change", key, now === true, `host agent ${host}`);
     }
   }
 
