@@ -5,7 +5,7 @@
 //
 //   const verdict = fwd.forward(buf, len, nowMs);
 //   if (verdict === Verdict.forward) send(fwd.out, fwd.outLength, fwd.outHost);
-//   else metrics.drop(DROP_REASON_NAMES[verdict]);
+//   else metrics.drop(VERDICT_NAMES[verdict]);
 //
 // Backend choice, per packet:
 // 1. TCP/UDP flows (not fragments) look up the connection table. A hit on an up or
@@ -95,8 +95,12 @@ export interface ForwarderOptions {
 }
 
 export class Forwarder {
-  /** Output buffer: after Verdict.forward holds `outLength` bytes starting with the outer IP header. */
-  readonly out: Uint8Array;
+  /**
+   * Output buffer: after Verdict.forward holds `outLength` bytes starting with the outer IP
+   * header. Engines may point it at their own memory (a slot of a send batch) with
+   * `setOutput`, saving a copy per packet.
+   */
+  out: Uint8Array;
   outLength = 0;
   /** Outer destination (host PA, 4 or 16 bytes) of the last forwarded packet. */
   outHost: Uint8Array = new Uint8Array(4);
@@ -152,6 +156,16 @@ export class Forwarder {
     this.decrementTtl = options.decrementTtl ?? true;
     this.out = new Uint8Array(this.maxPacket + VXLAN_OVERHEAD_V6);
     this.conn = new ConnectionTable(options.conn);
+  }
+
+  /** Makes `forward` write into `buf` (at least maxPacket + VXLAN_OVERHEAD_V6 bytes). */
+  setOutput(buf: Uint8Array): void {
+    if (buf.length < this.maxPacket + VXLAN_OVERHEAD_V6) {
+      throw new RangeError(
+        `output buffer of ${buf.length} bytes; needs ${this.maxPacket + VXLAN_OVERHEAD_V6}`,
+      );
+    }
+    this.out = buf;
   }
 
   /** The table in use. */

@@ -9,7 +9,7 @@ import {
 import { buildForwardingTable, type ForwardingTable } from "../../../src/lb/forwarding-table.ts";
 import type { BackendSpec, ServiceModel } from "../../../src/lb/service.ts";
 import { formatIp } from "../../../src/packet/address.ts";
-import { ParsedPacket, parseIpPacket } from "../../../src/packet/parse.ts";
+import { ParsedPacket, ParseStatus, parseIpPacket } from "../../../src/packet/parse.ts";
 import { parseVxlan, VxlanPacket, VxlanStatus } from "../../../src/packet/vxlan.ts";
 import {
   buildIcmpError,
@@ -285,6 +285,23 @@ describe("forwarder", () => {
     expect(drops.truncated).toBe(1);
     const empty = new Forwarder(OPTIONS);
     expect(send(empty, tcp(1))).toBe(Verdict.noTable);
+  });
+
+  it("writes into a caller-owned output buffer", () => {
+    const f = forwarder(model(), { maxPacket: 1500 });
+    const arena = new Uint8Array(4 * 1570);
+    expect(() => f.setOutput(arena.subarray(0, 1000))).toThrow(RangeError);
+    f.setOutput(arena.subarray(1570, 3140));
+    const pkt = tcp(1);
+    expect(f.forward(pkt, pkt.length, 0)).toBe(Verdict.forward);
+    expect(arena[1570]).toBe(0x45);
+    expect(arena[0]).toBe(0);
+  });
+
+  it("numbers parser failures as the parser does", () => {
+    for (const [name, code] of Object.entries(ParseStatus)) {
+      if (name !== "ok") expect((Verdict as Record<string, number>)[name]).toBe(code);
+    }
   });
 
   it("refuses packets too big for the output buffer", () => {
