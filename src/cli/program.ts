@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { TopologyInvalid } from "../lab/index.ts";
 import { LabError } from "../lab/runner.ts";
 import { registerConfig } from "./config.ts";
+import { registerHostAgent } from "./host-agent.ts";
 import { CliError, registerLab } from "./lab.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .action(() => console.log(pkg.version));
   registerConfig(program);
   registerLab(program);
+  registerHostAgent(program);
   return program;
 }
 

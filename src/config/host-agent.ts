@@ -1,0 +1,206 @@
+// The host agent's config: which host this is (its PA, the VXLAN port and inner MAC the
+// MUXes use) and the same service objects as the MUX config. The agent programs only the
+// backends whose `host` is this host's PA. Loading follows load.ts: YAML with positions →
+// schema → semantic rules (the MUX's service rules plus the host's own), every problem
+// with file:line:column, nothing thrown.
+import { readFileSync } from "node:fs";
+import { isIPv6 } from "node:net";
+import { type Document, LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { parseMac } from "../packet/address.ts";
+import { err, ok, type Result } from "../util/result.ts";
+import type { ConfigError } from "./load.ts";
+import { type Config, durationMs, ip, port, serviceSchema } from "./schema.ts";
+import { checkSemantics, type SemanticIssue } from "./semantic.ts";
+
+/** The inner Ethernet destination MUXes use unless configured: locally administered, unicast. */
+export const DEFAULT_INNER_MAC = "02:76:6d:78:00:01";
+
+const mac = z
+  .string()
+  .refine((s) => {
+    const b = parseMac(s);
+    return b !== undefined && (b[0]! & 0x01) === 0;
+  }, "must be a unicast MAC address like 02:76:6d:78:00:01")
+  .transform((s) => [...parseMac(s)!].map((x) => x.toString(16).padStart(2, "0")).join(":"));
+
+const routeTable = z
+  .number()
+  .int()
+  .min(1)
+  .max(4_294_967_295)
+  .refine((t) => t < 253 || t > 255, "tables 253-255 are the kernel's default, main and local");
+
+export const hostAgentConfigSchema = z
+  .strictObject({
+    node: z.strictObject({ name: z.string().min(1) }),
+    host: z.strictObject({
+      pa: ip.describe("this host's physical address: the outer VXLAN destination MUXes use"),
+      "vxlan-port": port.default(4789),
+      "inner-mac": mac
+        .default(DEFAULT_INNER_MAC)
+        .describe("inner Ethernet destination the MUXes use; every VXLAN device gets it"),
+      gateway: ip
+        .optional()
+        .describe("edge router for IPv4 DSR replies (default: the main table's default route)"),
+      "gateway-v6": ip.optional().describe("edge router for IPv6 DSR replies"),
+      interface: z.string().optional().describe("underlay interface towards the gateway"),
+      "route-table": routeTable
+        .default(4789)
+        .describe("routing table of the agent's routes (floating IP, DSR gateway)"),
+      "rule-priority": z
+        .number()
+        .int()
+        .min(1)
+        .max(32_765)
+        .default(4789)
+        .describe("priority of the agent's policy rules (below main's 32766)"),
+    }),
+    reconcile: z
+      .strictObject({
+        interval: durationMs("reconcile interval").default(30_000),
+      })
+      .default({ interval: 30_000 }),
+    services: z.array(serviceSchema).default([]),
+  })
+  .describe("vipmux host agent configuration");
+
+export type HostAgentConfig = z.output<typeof hostAgentConfigSchema>;
+
+export function loadHostAgentConfig(file: string): Result<HostAgentConfig, ConfigError[]> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    return err([{ file, path: "", message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return parseHostAgentConfig(text, file);
+}
+
+export function parseHostAgentConfig(
+  text: string,
+  file: string,
+): Result<HostAgentConfig, ConfigError[]> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return err(
+      doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { file, line: pos.line, col: pos.col, path: "(yaml)", message: e.message };
+      }),
+    );
+  }
+  const parsed = hostAgentConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    return err(
+      sortErrors(
+        parsed.error.issues.flatMap((i) => {
+          const path = i.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+          if (i.code === "unrecognized_keys")
+            return i.keys.map((k) => ({
+              file,
+              ...locate(doc, lines, [...path, k]),
+              path: [...path, k].join("."),
+              message: `unknown field "${k}"`,
+            }));
+          return [
+            { file, ...locate(doc, lines, path), path: path.join("."), message: describe(i) },
+          ];
+        }),
+      ),
+    );
+  }
+  const issues = checkHostAgentSemantics(parsed.data);
+  if (issues.length > 0)
+    return err(
+      sortErrors(
+        issues.map((s) => ({
+          file,
+          ...locate(doc, lines, s.path),
+          path: s.path.join("."),
+          message: s.message,
+        })),
+      ),
+    );
+  return ok(parsed.data);
+}
+
+/**
+ * The MUX's service rules (duplicate names, overlapping VIP ports, NAT families, one VNI
+ * per DIP, ...) plus what only matters on a host: a service's backends on this host are
+ * either all floating-IP or all NAT (the MUX's inner packet does not say which DIP it
+ * chose, so the host picks among its own and cannot mix the two), and floating DIPs have
+ * the VIP's family (the agent routes the VIP to them).
+ */
+export function checkHostAgentSemantics(cfg: HostAgentConfig): SemanticIssue[] {
+  // checkSemantics reads services and, for IPv6 VIPs, the BGP next hops; with no peers the
+  // next-hop rule holds vacuously, so only the service rules speak.
+  const issues = checkSemantics({
+    bgp: { peers: [] },
+    services: cfg.services,
+  } as unknown as Config);
+  cfg.services.forEach((s, si) => {
+    const local = s.backends.map((b, bi) => ({ b, bi })).filter(({ b }) => b.host === cfg.host.pa);
+    const floating = local.filter(({ b }) => b["floating-ip"]);
+    if (floating.length > 0 && floating.length < local.length)
+      issues.push({
+        path: ["services", si, "backends", floating[0]!.bi, "floating-ip"],
+        message: `backends of "${s.name}" on this host (${cfg.host.pa}) must be all floating-IP or all NAT`,
+      });
+    for (const { b, bi } of floating)
+      if (isIPv6(b.dip) !== isIPv6(s.vip))
+        issues.push({
+          path: ["services", si, "backends", bi, "dip"],
+          message: `floating-IP DIP ${b.dip} must have the family of VIP ${s.vip} (the host routes the VIP to it)`,
+        });
+  });
+  if (cfg.host.gateway !== undefined && isIPv6(cfg.host.gateway))
+    issues.push({ path: ["host", "gateway"], message: "must be an IPv4 address (see gateway-v6)" });
+  if (cfg.host["gateway-v6"] !== undefined && !isIPv6(cfg.host["gateway-v6"]))
+    issues.push({ path: ["host", "gateway-v6"], message: "must be an IPv6 address" });
+  return issues;
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_type" && /received undefined/.test(issue.message))
+    return `missing required field (expected ${issue.expected})`;
+  if (issue.code === "invalid_value")
+    return `must be one of: ${issue.values.map(String).join(", ")}`;
+  if (issue.code === "invalid_union") {
+    const first = issue.errors[0]?.[0];
+    return first ? describe(first) : issue.message;
+  }
+  return issue.message.replace(/^Invalid input: /, "");
+}
+
+type Pos = { line?: number; col?: number };
+
+/** Position of the deepest node of `path` present in the document (keys for unknown fields). */
+function locate(doc: Document, lines: LineCounter, path: (string | number)[]): Pos {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true) as
+      | { range?: [number, number, number] }
+      | undefined;
+    if (node?.range) {
+      const pos = lines.linePos(node.range[0]);
+      return { line: pos.line, col: pos.col };
+    }
+    if (n === path.length && n > 0) {
+      // An unknown key has no value node in the schema's path: point at the key itself.
+      const parent = (n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true)) as
+        | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
+        | undefined;
+      const item = parent?.items?.find((i) => i.key?.value === path[n - 1]);
+      if (item?.key?.range) {
+        const pos = lines.linePos(item.key.range[0]);
+        return { line: pos.line, col: pos.col };
+      }
+    }
+  }
+  return {};
+}
+
+function sortErrors(errors: ConfigError[]): ConfigError[] {
+  return errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+}

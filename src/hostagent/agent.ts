@@ -1,0 +1,113 @@
+// The host agent's driver: plan from the config, observe the kernel, apply the diff.
+// Runs once at start, on SIGHUP (config reloaded), and every reconcile interval (drift
+// repair). On SIGTERM it leaves the kernel state in place so flows survive a restart;
+// `cleanup` (or --cleanup on exit) removes everything the agent made.
+import type { HostAgentConfig } from "../config/host-agent.ts";
+import { type Action, describeAction, diff } from "./diff.ts";
+import { Kernel } from "./kernel.ts";
+import { type DesiredState, plan } from "./plan.ts";
+
+export type Log = (msg: string) => void;
+
+export interface ReconcileReport {
+  actions: Action[];
+  /** Conntrack entries deleted (removed services or ports only). */
+  conntrackDeleted: number;
+  durationMs: number;
+}
+
+/** Empty desired state: diffing against it yields the cleanup. */
+export function emptyState(): DesiredState {
+  return { links: [], tables: [], routes: [], rules: [], sysctls: [], required: [], warnings: [] };
+}
+
+export async function reconcile(
+  kernel: Kernel,
+  desired: DesiredState,
+  routeTable: number,
+  log: Log,
+  opts: { dryRun?: boolean } = {},
+): Promise<ReconcileReport> {
+  const t0 = performance.now();
+  const observed = await kernel.observe(desired, routeTable);
+  const actions = diff(desired, observed);
+  let conntrackDeleted = 0;
+  for (const a of actions) {
+    log(`${opts.dryRun ? "would " : ""}${describeAction(a)}`);
+    if (opts.dryRun) continue;
+    const n = await kernel.apply(a);
+    if (a.kind === "conntrack-flush") {
+      conntrackDeleted += n ?? 0;
+      log(`deleted ${n ?? 0} conntrack entries`);
+    }
+  }
+  return { actions, conntrackDeleted, durationMs: performance.now() - t0 };
+}
+
+export interface AgentOptions {
+  /** Reads the config again (SIGHUP); errors keep the running config. */
+  load: () => { ok: true; value: HostAgentConfig } | { ok: false; error: string[] };
+  log: Log;
+  cleanupOnExit?: boolean;
+}
+
+/** Runs until SIGTERM/SIGINT. Resolves with the exit code. */
+export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Promise<number> {
+  const { log } = opts;
+  const kernel = new Kernel();
+  let cfg = initial;
+  let running: Promise<void> = Promise.resolve();
+  let failures = 0;
+
+  const once = (why: string) => {
+    running = running.then(async () => {
+      try {
+        const desired = plan(cfg);
+        for (const w of desired.warnings) log(`warning: ${w}`);
+        for (const { req, value } of kernel.unmet(desired.required))
+          log(
+            `warning: ${req.key.replaceAll("/", ".")} is ${value ?? "missing"} (want ${req.accept.join(" or ")}): ${req.why}`,
+          );
+        const r = await reconcile(kernel, desired, cfg.host["route-table"], log);
+        if (r.actions.length > 0 || why !== "timer")
+          log(
+            `reconciled (${why}): ${desired.tables.length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
+          );
+      } catch (e) {
+        failures++;
+        log(`reconcile failed (${why}, ${failures} so far): ${(e as Error).message}`);
+      }
+    });
+    return running;
+  };
+
+  await once("start");
+  const timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
+  const onHup = () => {
+    const r = opts.load();
+    if (!r.ok) {
+      for (const e of r.error) log(`config: ${e}`);
+      log("config rejected; keeping the running config");
+      return;
+    }
+    cfg = r.value;
+    void once("reload");
+  };
+  process.on("SIGHUP", onHup);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  clearInterval(timer);
+  process.off("SIGHUP", onHup);
+  await running;
+  if (opts.cleanupOnExit) {
+    log(`${signal}: removing the agent's kernel state`);
+    await reconcile(kernel, emptyState(), cfg.host["route-table"], log);
+  } else {
+    log(`${signal}: leaving the kernel state in place (flows keep going; cleanup removes it)`);
+  }
+  kernel.close();
+  return 0;
+}

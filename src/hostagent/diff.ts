@@ -1,0 +1,198 @@
+// Desired vs observed kernel state → the actions that make them equal. Pure: the kernel
+// module observes and applies. Only what the agent owns is ever in `observed` (links named
+// vmx-*, nftables tables named vipmux-svc-*, routes and rules with the agent's protocol),
+// so an empty desired state is the cleanup.
+import type {
+  DesiredState,
+  Endpoint,
+  RouteSpec,
+  RuleSpec,
+  ServiceTableSpec,
+  SysctlSpec,
+  VxlanLinkSpec,
+} from "./plan.ts";
+
+export interface ObservedLink {
+  name: string;
+  index: number;
+  kind?: string;
+  vni?: number;
+  local?: string;
+  port?: number;
+  mac?: string;
+  up: boolean;
+}
+
+export interface ObservedTable {
+  name: string;
+  /** Digest from the table's comment (undefined: not written by this agent version). */
+  digest?: string;
+  endpoints: Endpoint[];
+}
+
+export interface ObservedState {
+  links: ObservedLink[];
+  tables: ObservedTable[];
+  routes: RouteSpec[];
+  rules: RuleSpec[];
+  /** Current values of the desired sysctls (undefined: no such key yet). */
+  sysctls: Record<string, string | undefined>;
+}
+
+export type Action =
+  | { kind: "link-add"; link: VxlanLinkSpec }
+  /** VNI, local address or port differ: a VXLAN device cannot change them in place. */
+  | { kind: "link-replace"; link: VxlanLinkSpec; index: number; reason: string }
+  | { kind: "link-set"; link: VxlanLinkSpec; index: number; mac: boolean; up: boolean }
+  | { kind: "link-del"; name: string; index: number }
+  | { kind: "sysctl"; sysctl: SysctlSpec }
+  /** One nftables transaction: tables added or replaced, tables deleted. */
+  | { kind: "nft"; put: ServiceTableSpec[]; del: string[] }
+  | { kind: "route-add"; route: RouteSpec }
+  | { kind: "route-del"; route: RouteSpec }
+  | { kind: "rule-add"; rule: RuleSpec }
+  | { kind: "rule-del"; rule: RuleSpec }
+  /** Conntrack entries of endpoints that no longer exist (a removed service or port). */
+  | { kind: "conntrack-flush"; endpoints: Endpoint[] };
+
+/** Actions in a safe order: devices first, then rules that use them, deletions last. */
+export function diff(desired: DesiredState, observed: ObservedState): Action[] {
+  const actions: Action[] = [];
+  const obsLinks = new Map(observed.links.map((l) => [l.name, l]));
+  for (const link of desired.links) {
+    const o = obsLinks.get(link.name);
+    if (!o) {
+      actions.push({ kind: "link-add", link });
+      continue;
+    }
+    const reason =
+      o.kind !== "vxlan"
+        ? `kind ${o.kind ?? "unknown"}`
+        : o.vni !== link.vni
+          ? `VNI ${o.vni}`
+          : o.local !== link.local
+            ? `local ${o.local ?? "none"}`
+            : o.port !== link.port
+              ? `port ${o.port}`
+              : undefined;
+    if (reason) actions.push({ kind: "link-replace", link, index: o.index, reason });
+    else if (o.mac !== link.mac || !o.up)
+      actions.push({ kind: "link-set", link, index: o.index, mac: o.mac !== link.mac, up: !o.up });
+  }
+
+  for (const s of desired.sysctls)
+    if (observed.sysctls[s.key] !== s.value) actions.push({ kind: "sysctl", sysctl: s });
+
+  const obsTables = new Map(observed.tables.map((t) => [t.name, t]));
+  const wanted = new Set(desired.tables.map((t) => t.table));
+  const put = desired.tables.filter((t) => obsTables.get(t.table)?.digest !== t.digest);
+  const del = observed.tables.filter((t) => !wanted.has(t.name)).map((t) => t.name);
+  if (put.length > 0 || del.length > 0) actions.push({ kind: "nft", put, del: del.sort() });
+
+  const routeKey = (r: RouteSpec) => `${r.table} ${r.dst} ${r.via.join(",")}`;
+  const ruleKey = (r: RuleSpec) => `${r.priority} ${r.iif} ${r.dst} ${r.table}`;
+  const obsRoutes = new Set(observed.routes.map(routeKey));
+  const obsRules = new Set(observed.rules.map(ruleKey));
+  const wantRoutes = new Set(desired.routes.map(routeKey));
+  const wantRules = new Set(desired.rules.map(ruleKey));
+  // A route whose next hops changed is deleted first (same destination, same table).
+  for (const r of observed.routes)
+    if (!wantRoutes.has(routeKey(r))) actions.push({ kind: "route-del", route: r });
+  for (const r of desired.routes)
+    if (!obsRoutes.has(routeKey(r))) actions.push({ kind: "route-add", route: r });
+  for (const r of desired.rules)
+    if (!obsRules.has(ruleKey(r))) actions.push({ kind: "rule-add", rule: r });
+  for (const r of observed.rules)
+    if (!wantRules.has(ruleKey(r))) actions.push({ kind: "rule-del", rule: r });
+
+  const wantedLinks = new Set(desired.links.map((l) => l.name));
+  for (const l of observed.links)
+    if (!wantedLinks.has(l.name)) actions.push({ kind: "link-del", name: l.name, index: l.index });
+
+  // Conntrack: only endpoints that disappeared (removed service, or a port removed from a
+  // changed one). Untouched services, and unchanged endpoints of a changed one, keep theirs.
+  const desiredEndpoints = new Set(desired.tables.flatMap((t) => t.endpoints.map(endpointKey)));
+  const gone = observed.tables
+    .flatMap((t) => t.endpoints)
+    .filter((e) => !desiredEndpoints.has(endpointKey(e)));
+  if (gone.length > 0) actions.push({ kind: "conntrack-flush", endpoints: gone });
+  return actions;
+}
+
+export const endpointKey = (e: Endpoint) => `${e.protocol} ${e.vip} ${e.first}-${e.last}`;
+
+/** One line per action, for logs and `--dry-run`. */
+export function describeAction(a: Action): string {
+  switch (a.kind) {
+    case "link-add":
+      return `add VXLAN device ${a.link.name} (VNI ${a.link.vni}, local ${a.link.local}:${a.link.port}, mac ${a.link.mac})`;
+    case "link-replace":
+      return `replace VXLAN device ${a.link.name} (${a.reason} → VNI ${a.link.vni}, local ${a.link.local}:${a.link.port})`;
+    case "link-set":
+      return `set ${a.link.name}${a.mac ? ` mac ${a.link.mac}` : ""}${a.up ? " up" : ""}`;
+    case "link-del":
+      return `delete VXLAN device ${a.name}`;
+    case "sysctl":
+      return `sysctl ${a.sysctl.key.replaceAll("/", ".")} = ${a.sysctl.value}`;
+    case "nft":
+      return `nftables: ${[...a.put.map((t) => `put ${t.table}`), ...a.del.map((t) => `delete ${t}`)].join(", ")}`;
+    case "route-add":
+      return `add route ${a.route.dst} via ${a.route.via.join(", ")} table ${a.route.table}`;
+    case "route-del":
+      return `delete route ${a.route.dst} via ${a.route.via.join(", ")} table ${a.route.table}`;
+    case "rule-add":
+      return `add rule ${a.rule.priority}: iif ${a.rule.iif} to ${a.rule.dst} lookup ${a.rule.table}`;
+    case "rule-del":
+      return `delete rule ${a.rule.priority}: iif ${a.rule.iif} to ${a.rule.dst} lookup ${a.rule.table}`;
+    case "conntrack-flush":
+      return `delete conntrack entries of ${a.endpoints.map(endpointKey).join(", ")}`;
+  }
+}
+
+/** The nft script of one transaction: replaced tables are deleted and redefined atomically. */
+export function nftScript(put: ServiceTableSpec[], del: string[]): string {
+  const lines: string[] = [];
+  // `table X` first creates the table when absent, so `delete table X` never fails.
+  for (const name of [...put.map((t) => t.table), ...del])
+    lines.push(`table inet ${name}`, `delete table inet ${name}`);
+  for (const t of put) lines.push(t.text);
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Reads our tables back from `nft list ruleset inet` text: each vipmux-svc-* table's
+ * digest (its comment) and endpoints (its rules' comments). Other tables are ignored.
+ */
+export function parseNftRuleset(text: string, prefix: string): ObservedTable[] {
+  const out: ObservedTable[] = [];
+  let cur: ObservedTable | undefined;
+  for (const line of text.split("\n")) {
+    const start = /^table inet (\S+) \{/.exec(line);
+    if (start) {
+      cur = start[1]!.startsWith(prefix) ? { name: start[1]!, endpoints: [] } : undefined;
+      if (cur) out.push(cur);
+      continue;
+    }
+    if (!cur) continue;
+    if (line === "}") {
+      cur = undefined;
+      continue;
+    }
+    const c = /^\tcomment "vipmux \S+ ([0-9a-f]+)"$/.exec(line);
+    if (c) {
+      cur.digest = c[1]!;
+      continue;
+    }
+    const r = /comment "(tcp|udp) (\S+) (\d+)(?:-(\d+))?"$/.exec(line);
+    if (r) {
+      const first = Number(r[3]);
+      cur.endpoints.push({
+        protocol: r[1] as "tcp" | "udp",
+        vip: r[2]!,
+        first,
+        last: r[4] === undefined ? first : Number(r[4]),
+      });
+    }
+  }
+  return out;
+}

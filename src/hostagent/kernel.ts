@@ -1,0 +1,293 @@
+// The I/O edge of the host agent: reads the kernel state the agent owns and applies
+// actions. Links, routes and rules through rtnetlink (the `netlink` package), nftables
+// through `nft -f -` (one atomic transaction per reconcile), sysctls through /proc/sys,
+// conntrack through ctnetlink.
+import { readFileSync, writeFileSync } from "node:fs";
+import { isIPv6 } from "node:net";
+import nl from "netlink";
+import { formatIp, formatMac, parseIp, parseMac } from "../packet/address.ts";
+import { must } from "../util/proc.ts";
+import { Conntrack } from "./conntrack.ts";
+import {
+  type Action,
+  nftScript,
+  type ObservedLink,
+  type ObservedState,
+  parseNftRuleset,
+} from "./diff.ts";
+import {
+  type DesiredState,
+  LINK_PREFIX,
+  type RequirementSpec,
+  type RouteSpec,
+  type RuleSpec,
+  TABLE_PREFIX,
+  type VxlanLinkSpec,
+} from "./plan.ts";
+
+const { createRtNetlink, ifla, AttrStream, FlagsNew } = nl;
+
+/** rtm_protocol / FRA_PROTOCOL of the agent's routes and rules: how it knows its own. */
+export const RTPROT_VIPMUX = 247;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const RT_TABLE_COMPAT = 252;
+const FR_ACT_TO_TBL = 1;
+const RTA_GATEWAY = 5;
+
+type RtSocket = ReturnType<typeof createRtNetlink>;
+
+const toBuffer = (d: Parameters<InstanceType<typeof AttrStream>["emit"]>[0]): Buffer => {
+  const s = new AttrStream();
+  s.emit(d);
+  return Buffer.concat(s.bufs);
+};
+
+const addrBuf = (a: string) => Buffer.from(parseIp(a)!);
+const prefixOf = (p: string) => {
+  const [a, len] = p.split("/") as [string, string | undefined];
+  return {
+    addr: a,
+    len: Number(len ?? (isIPv6(a) ? 128 : 32)),
+    family: isIPv6(a) ? AF_INET6 : AF_INET,
+  };
+};
+
+export class Kernel {
+  private readonly rt: RtSocket = createRtNetlink();
+  private readonly procSys: string;
+
+  constructor(procSys = "/proc/sys") {
+    this.procSys = procSys;
+  }
+
+  close(): void {
+    this.rt.socket.close();
+  }
+
+  async observe(desired: DesiredState, table: number): Promise<ObservedState> {
+    // One dump at a time: the socket reassembles one multipart reply at a time.
+    const links = await this.links();
+    const tables = await this.tables();
+    const routes = await this.routes(table);
+    const rules = await this.rules();
+    const sysctls: Record<string, string | undefined> = {};
+    for (const s of desired.sysctls) sysctls[s.key] = this.readSysctl(s.key);
+    return { links, tables, routes, rules, sysctls };
+  }
+
+  /** Requirements whose current value is not accepted (forwarding off, strict rp_filter). */
+  unmet(required: RequirementSpec[]): { req: RequirementSpec; value: string | undefined }[] {
+    return required
+      .map((req) => ({ req, value: this.readSysctl(req.key) }))
+      .filter(({ req, value }) => value === undefined || !req.accept.includes(value));
+  }
+
+  private readSysctl(key: string): string | undefined {
+    try {
+      return readFileSync(`${this.procSys}/${key}`, "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  async links(): Promise<ObservedLink[]> {
+    const out: ObservedLink[] = [];
+    for (const l of await this.rt.getLinks()) {
+      const name = l.attrs.ifname;
+      if (!name?.startsWith(LINK_PREFIX) || l.data.index === undefined) continue;
+      const info = l.attrs.linkinfo ? ifla.parseInfo(l.attrs.linkinfo) : undefined;
+      const vx = info?.kind === "vxlan" && info.data ? ifla.parseVxlan(info.data) : undefined;
+      const local = vx?.local ?? vx?.local6;
+      out.push({
+        name,
+        index: l.data.index,
+        kind: info?.kind,
+        vni: vx?.id,
+        local: local ? formatIp(local) : undefined,
+        port: vx?.port ? vx.port.readUInt16BE(0) : undefined,
+        mac: l.attrs.address ? formatMac(l.attrs.address) : undefined,
+        up: l.data.flags?.up === true,
+      });
+    }
+    return out;
+  }
+
+  async tables() {
+    const r = await must(["nft", "list", "ruleset", "inet"]);
+    return parseNftRuleset(r.stdout, TABLE_PREFIX);
+  }
+
+  async routes(table: number): Promise<RouteSpec[]> {
+    const out: RouteSpec[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      for (const r of await this.rt.getRoutes({ family })) {
+        const t = r.attrs.table ?? r.data.table;
+        if (t !== table || Number(r.data.protocol) !== RTPROT_VIPMUX || !r.attrs.dst) continue;
+        const via = r.attrs.gateway
+          ? [formatIp(r.attrs.gateway)]
+          : r.attrs.multipath
+            ? parseMultipath(r.attrs.multipath)
+            : [];
+        out.push({ dst: `${formatIp(r.attrs.dst)}/${r.data.dstLen}`, table: t, via: via.sort() });
+      }
+    }
+    return out;
+  }
+
+  async rules(): Promise<RuleSpec[]> {
+    const out: RuleSpec[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      for (const r of await this.rt.getRules({ family })) {
+        if (r.attrs.protocol !== RTPROT_VIPMUX || !r.attrs.dst || !r.attrs.iifname) continue;
+        out.push({
+          priority: r.attrs.priority ?? 0,
+          iif: r.attrs.iifname,
+          dst: `${formatIp(r.attrs.dst)}/${r.data.dstLen}`,
+          table: r.attrs.table ?? r.data.table ?? 0,
+        });
+      }
+    }
+    return out;
+  }
+
+  async apply(a: Action): Promise<number | undefined> {
+    switch (a.kind) {
+      case "link-add":
+        await this.addLink(a.link);
+        return;
+      case "link-replace":
+        await this.rt.delLink({ index: a.index });
+        await this.addLink(a.link);
+        return;
+      case "link-set":
+        await this.rt.setLink(
+          { index: a.index, flags: { up: true }, change: { up: true } },
+          a.mac ? { address: Buffer.from(parseMac(a.link.mac)!) } : {},
+        );
+        return;
+      case "link-del":
+        await this.rt.delLink({ index: a.index });
+        return;
+      case "sysctl":
+        writeFileSync(`${this.procSys}/${a.sysctl.key}`, a.sysctl.value);
+        return;
+      case "nft":
+        await must(["nft", "-f", "-"], { input: nftScript(a.put, a.del) });
+        return;
+      case "route-add":
+      case "route-del": {
+        const { addr, len, family } = prefixOf(a.route.dst);
+        const data: Parameters<RtSocket["newRoute"]>[0] = {
+          family,
+          dstLen: len,
+          table: a.route.table < 256 ? a.route.table : RT_TABLE_COMPAT,
+          // Not one of the library's named protocols: the number is the point.
+          protocol: RTPROT_VIPMUX as unknown as NonNullable<
+            Parameters<RtSocket["newRoute"]>[0]["protocol"]
+          >,
+          scope: "UNIVERSE",
+          type: "UNICAST",
+        };
+        const attrs = {
+          dst: addrBuf(addr),
+          table: a.route.table,
+          ...(a.route.via.length === 1
+            ? { gateway: addrBuf(a.route.via[0]!) }
+            : { multipath: formatMultipath(a.route.via) }),
+        };
+        if (a.kind === "route-add")
+          await this.rt.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+        else await this.rt.delRoute(data, attrs);
+        return;
+      }
+      case "rule-add":
+      case "rule-del": {
+        const { addr, len, family } = prefixOf(a.rule.dst);
+        const data = {
+          family,
+          dstLen: len,
+          table: a.rule.table < 256 ? a.rule.table : RT_TABLE_COMPAT,
+          action: FR_ACT_TO_TBL,
+        };
+        const attrs = {
+          dst: addrBuf(addr),
+          iifname: a.rule.iif,
+          priority: a.rule.priority,
+          table: a.rule.table,
+          protocol: RTPROT_VIPMUX,
+        };
+        if (a.kind === "rule-add")
+          await this.rt.newRule(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+        else await this.rt.delRule(data, attrs);
+        return;
+      }
+      case "conntrack-flush": {
+        const ct = new Conntrack();
+        try {
+          return await ct.flush(a.endpoints);
+        } finally {
+          ct.close();
+        }
+      }
+    }
+  }
+
+  private async addLink(link: VxlanLinkSpec): Promise<void> {
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(link.port);
+    const local = addrBuf(link.local);
+    const v6 = local.length === 16;
+    const data = toBuffer(
+      ifla.formatVxlan({
+        id: link.vni,
+        ...(v6 ? { local6: local, udpZeroCsum6Rx: 1 } : { local }),
+        port,
+        learning: 0,
+      }),
+    );
+    await this.rt.newLink(
+      { flags: { up: true }, change: { up: true } },
+      {
+        ifname: link.name,
+        address: Buffer.from(parseMac(link.mac)!),
+        linkinfo: toBuffer(ifla.formatInfo({ kind: "vxlan", data })),
+      },
+      { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+    );
+  }
+}
+
+/** RTA_MULTIPATH: struct rtnexthop { u16 len; u8 flags; u8 hops; s32 ifindex } + RTA_GATEWAY. */
+export function formatMultipath(via: string[]): Buffer {
+  return Buffer.concat(
+    via.map((gw) => {
+      const a = addrBuf(gw);
+      const nh = Buffer.alloc(8 + 4 + a.length);
+      nh.writeUInt16LE(nh.length, 0);
+      nh.writeUInt16LE(4 + a.length, 8);
+      nh.writeUInt16LE(RTA_GATEWAY, 10);
+      a.copy(nh, 12);
+      return nh;
+    }),
+  );
+}
+
+export function parseMultipath(b: Buffer): string[] {
+  const out: string[] = [];
+  let o = 0;
+  while (o + 8 <= b.length) {
+    const len = b.readUInt16LE(o);
+    if (len < 8 || o + len > b.length) break;
+    let a = o + 8;
+    while (a + 4 <= o + len) {
+      const alen = b.readUInt16LE(a);
+      if (alen < 4) break;
+      if ((b.readUInt16LE(a + 2) & 0x3fff) === RTA_GATEWAY)
+        out.push(formatIp(b.subarray(a + 4, a + alen)));
+      a += (alen + 3) & ~3;
+    }
+    o += (len + 3) & ~3;
+  }
+  return out;
+}

@@ -1,0 +1,262 @@
+// Desired kernel state of a host, computed from the config alone: pure data, no I/O.
+//
+// - One VXLAN device per VNI (`vmx-<vni>`), bound to this host's PA and the VXLAN port,
+//   learning off, with the fixed inner MAC the MUXes put in the inner Ethernet header.
+//   One device per VNI (rather than one `external` collect-metadata device) because
+//   nftables can then tie a VIP to its VNI with `iifname`: a packet for tenant A's VIP
+//   arriving in tenant B's VNI matches nothing. Devices of one port share the kernel's
+//   VXLAN socket; the VNI selects the device.
+// - One nftables table per service (`inet vipmux-svc-<name>`) with a nat prerouting
+//   chain: VIP:port arriving on the service's VXLAN device is DNATed to a local DIP and
+//   backend port. Per-service tables make every change local: a changed service's table is
+//   replaced in one transaction, other tables are not touched, and conntrack keeps the NAT
+//   binding of established flows (nat chains only see a flow's first packet).
+// - The MUX's inner packet carries the VIP, not the DIP it chose, so with several DIPs of
+//   a service on one host the host picks among them with a stateless jhash over the
+//   service's distribution fields (5-tuple, 3-tuple or 2-tuple), weighted. The same flow
+//   always picks the same DIP, whichever MUX it came through.
+// - Floating-IP backends (the DIP owns the VIP) are not NATed: a policy rule
+//   `iif vmx-<vni> to VIP lookup <table>` and a route `VIP via DIP` in the agent's table
+//   hand the packet to the DIP unchanged.
+// Replies (DSR): conntrack un-DNATs them (source = VIP) and the host routes them to the
+// edge like any other packet; they never go back through a MUX.
+import { createHash } from "node:crypto";
+import { isIPv6 } from "node:net";
+import type { HostAgentConfig } from "../config/host-agent.ts";
+import type { ServiceConfig } from "../config/schema.ts";
+
+export const LINK_PREFIX = "vmx-";
+export const TABLE_PREFIX = "vipmux-svc-";
+/** Fixed jhash seed: a host picks the same DIP for a flow across agent restarts. */
+export const JHASH_SEED = 0x766d7578;
+
+export interface VxlanLinkSpec {
+  name: string;
+  vni: number;
+  /** This host's PA: the socket's local address (its family decides v4 or v6 outer). */
+  local: string;
+  port: number;
+  mac: string;
+}
+
+/** One (protocol, VIP, port or range) of a service: the unit of conntrack cleanup. */
+export interface Endpoint {
+  protocol: "tcp" | "udp";
+  vip: string;
+  first: number;
+  last: number;
+}
+
+export interface ServiceTableSpec {
+  service: string;
+  /** nftables table name (family inet). */
+  table: string;
+  /** Digest of `body`, kept in the table's comment: equal digests mean nothing to do. */
+  digest: string;
+  /** The complete `table inet ... { ... }` text, comment included. */
+  text: string;
+  endpoints: Endpoint[];
+}
+
+export interface RouteSpec {
+  /** Prefix: the VIP as /32 or /128. */
+  dst: string;
+  table: number;
+  /** Next hops (the floating DIPs), sorted; more than one is an ECMP route. */
+  via: string[];
+}
+
+export interface RuleSpec {
+  priority: number;
+  /** Input interface (the VNI's VXLAN device). */
+  iif: string;
+  /** Destination prefix (the VIP). */
+  dst: string;
+  table: number;
+}
+
+export interface SysctlSpec {
+  /** Path under /proc/sys, e.g. net/ipv4/conf/vmx-100/rp_filter */
+  key: string;
+  value: string;
+}
+
+/** A host setting the agent needs but does not own: it warns when the value is not accepted. */
+export interface RequirementSpec {
+  key: string;
+  accept: string[];
+  why: string;
+}
+
+export interface DesiredState {
+  links: VxlanLinkSpec[];
+  tables: ServiceTableSpec[];
+  routes: RouteSpec[];
+  rules: RuleSpec[];
+  sysctls: SysctlSpec[];
+  /** Host settings the agent needs but does not own (forwarding); it warns when off. */
+  required: RequirementSpec[];
+  warnings: string[];
+}
+
+export const linkName = (vni: number) => `${LINK_PREFIX}${vni}`;
+export const tableName = (service: string) => `${TABLE_PREFIX}${service}`;
+
+export function plan(cfg: HostAgentConfig): DesiredState {
+  const pa = cfg.host.pa;
+  const links = new Map<number, VxlanLinkSpec>();
+  const tables: ServiceTableSpec[] = [];
+  const floating = new Map<string, { vni: Set<number>; dips: Set<string>; services: string[] }>();
+  const warnings: string[] = [];
+  let v4 = false;
+  let v6 = false;
+
+  for (const s of [...cfg.services].sort((a, b) => cmp(a.name, b.name))) {
+    if (!s.enabled) continue;
+    const local = s.backends.filter((b) => b.host === pa);
+    if (local.length === 0) continue;
+    const dev = linkName(s.vni);
+    links.set(s.vni, {
+      name: dev,
+      vni: s.vni,
+      local: pa,
+      port: cfg.host["vxlan-port"],
+      mac: cfg.host["inner-mac"],
+    });
+    if (isIPv6(s.vip)) v6 = true;
+    else v4 = true;
+    const isFloating = local.every((b) => b["floating-ip"]);
+    if (isFloating) {
+      const f = floating.get(s.vip) ?? { vni: new Set(), dips: new Set(), services: [] };
+      f.vni.add(s.vni);
+      for (const b of local) if (b.weight > 0) f.dips.add(b.dip);
+      f.services.push(s.name);
+      floating.set(s.vip, f);
+    }
+    tables.push(serviceTable(s, dev, local, isFloating));
+  }
+
+  const table = cfg.host["route-table"];
+  const routes: RouteSpec[] = [];
+  const rules: RuleSpec[] = [];
+  for (const [vip, f] of [...floating].sort((a, b) => cmp(a[0], b[0]))) {
+    const dst = `${vip}/${isIPv6(vip) ? 128 : 32}`;
+    if (f.services.length > 1)
+      warnings.push(
+        `services ${f.services.join(", ")} share floating VIP ${vip}: its route goes to all of their DIPs on this host`,
+      );
+    if (f.dips.size > 0) routes.push({ dst, table, via: [...f.dips].sort(cmp) });
+    for (const vni of [...f.vni].sort((a, b) => a - b))
+      rules.push({ priority: cfg.host["rule-priority"], iif: linkName(vni), dst, table });
+  }
+
+  const sortedLinks = [...links.values()].sort((a, b) => a.vni - b.vni);
+  return {
+    links: sortedLinks,
+    tables,
+    routes,
+    rules,
+    // rp_filter compares the inner source (a client) with the route back to it, which is
+    // not the VXLAN device: off for the device. The effective value is max(all, device).
+    sysctls: sortedLinks.map((l) => ({ key: `net/ipv4/conf/${l.name}/rp_filter`, value: "0" })),
+    required: [
+      ...(v4
+        ? [
+            {
+              key: "net/ipv4/ip_forward",
+              accept: ["1"],
+              why: "DNATed packets are forwarded to DIPs",
+            },
+            {
+              key: "net/ipv4/conf/all/rp_filter",
+              accept: ["0", "2"],
+              why: "strict mode on all interfaces overrides the VXLAN devices' rp_filter 0",
+            },
+          ]
+        : []),
+      ...(v6
+        ? [
+            {
+              key: "net/ipv6/conf/all/forwarding",
+              accept: ["1"],
+              why: "DNATed packets are forwarded to DIPs",
+            },
+          ]
+        : []),
+    ],
+    warnings,
+  };
+}
+
+function serviceTable(
+  s: ServiceConfig,
+  dev: string,
+  local: ServiceConfig["backends"],
+  isFloating: boolean,
+): ServiceTableSpec {
+  const fam = isIPv6(s.vip) ? "ip6" : "ip";
+  const endpoints: Endpoint[] = [];
+  const rules: string[] = [];
+  // Weighted slots for the jhash map: DIPs sorted, weights divided by their gcd.
+  const live = local.filter((b) => b.weight > 0).sort((a, b) => cmp(a.dip, b.dip));
+  const g = live.reduce((acc, b) => gcd(acc, b.weight), 0) || 1;
+  const slots = live.flatMap((b) => Array<string>(b.weight / g).fill(b.dip));
+
+  for (const p of s.ports) {
+    const [first, last] =
+      p.port !== undefined
+        ? [p.port, p.port]
+        : (p["port-range"]!.split("-").map(Number) as [number, number]);
+    endpoints.push({ protocol: p.protocol, vip: s.vip, first, last });
+    const dport = first === last ? `${first}` : `${first}-${last}`;
+    const match = `iifname "${dev}" ${fam} daddr ${s.vip} ${p.protocol} dport ${dport}`;
+    const note = `comment "${p.protocol} ${s.vip} ${dport}"`;
+    if (isFloating) {
+      rules.push(`${match} counter accept ${note}`);
+      continue;
+    }
+    if (slots.length === 0) {
+      // Every local DIP has weight 0 (drained): no new flows here, and without a rule the
+      // packet would be routed back towards the edge.
+      rules.push(`${match} counter drop ${note}`);
+      continue;
+    }
+    const bport = p["backend-port"] ?? (first === last ? first : undefined);
+    const portSuffix = bport === undefined ? "" : `:${bport}`;
+    const addr = (a: string) => (fam === "ip6" ? `[${a}]` : a);
+    let target: string;
+    if (new Set(slots).size === 1) {
+      target = `${addr(slots[0]!)}${portSuffix}`;
+    } else {
+      const map = slots.map((d, i) => `${i} : ${d}`).join(", ");
+      target = `jhash ${hashFields(s.distribution, fam, p.protocol)} mod ${slots.length} seed 0x${JHASH_SEED.toString(16)} map { ${map} }${portSuffix === "" ? "" : ` ${portSuffix}`}`;
+    }
+    rules.push(`${match} counter dnat ${fam} to ${target} ${note}`);
+  }
+
+  const name = tableName(s.name);
+  const body = [
+    "\tchain prerouting {",
+    "\t\ttype nat hook prerouting priority dstnat; policy accept;",
+    ...rules.map((r) => `\t\t${r}`),
+    "\t}",
+  ].join("\n");
+  const digest = createHash("sha256").update(body).digest("hex").slice(0, 16);
+  const text = `table inet ${name} {\n\tcomment "vipmux ${s.name} ${digest}"\n${body}\n}\n`;
+  return { service: s.name, table: name, digest, text, endpoints };
+}
+
+/** nftables jhash input for a distribution mode (RFC-free: the project's own terms). */
+function hashFields(dist: ServiceConfig["distribution"], fam: string, proto: string): string {
+  const addrs = `${fam} saddr . ${fam} daddr`;
+  // 3-tuple is (src, dst, protocol): the protocol is fixed by the rule, so it adds nothing.
+  return dist === "5-tuple" ? `${addrs} . ${proto} sport . ${proto} dport` : addrs;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
