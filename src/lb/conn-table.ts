@@ -8,11 +8,12 @@
 // chains never degrade. `capacity` flows live in `ceil(capacity / 0.75)` slots: load
 // stays <= 75 %.
 //
-// Admission (Ananta, SIGCOMM 2013 §3.3.3): a flow seen with one packet (a lone SYN, a first
-// UDP datagram) is *untrusted*: it gets a short idle timeout and may use at most
-// `untrustedQuota` entries. It becomes *established* when it proves two-way life (for TCP
-// a packet that is not a bare SYN, i.e. the handshake's ACK; for others a second packet).
-// A SYN flood therefore fills only the untrusted quota and cannot evict, or crowd out,
+// Admission (Ananta, SIGCOMM 2013: the Mux's trusted and untrusted flows): a flow seen
+// with one packet (a lone SYN, a first UDP datagram) is *untrusted*: it gets a short idle
+// timeout and may use at most `untrustedQuota` entries. It becomes *established* when it
+// shows more than one packet: for TCP one that is not a bare SYN (the handshake's ACK,
+// which a flood of lone SYNs never sends), for other protocols any second packet. A SYN
+// flood therefore fills only the untrusted quota and cannot evict, or crowd out,
 // established flows. When a flow cannot get an entry the forwarder sends it by the hash
 // alone (consistent hashing still maps it to the same backend) and counts it.
 //
