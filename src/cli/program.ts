@@ -6,6 +6,7 @@ import { LabError } from "../lab/runner.ts";
 import { registerConfig } from "./config.ts";
 import { registerHostAgent } from "./host-agent.ts";
 import { CliError, registerLab } from "./lab.ts";
+import { registerRun } from "./run.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .command("version")
     .description("print the version")
     .action(() => console.log(pkg.version));
+  registerRun(program);
   registerConfig(program);
   registerLab(program);
   registerHostAgent(program);

@@ -1,6 +1,7 @@
 // Reading a config file: YAML → schema → semantic rules. Every problem comes back with
 // file:line:column and the field path, all at once; nothing throws.
 import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { err, ok, type Result } from "../util/result.ts";
@@ -53,6 +54,7 @@ export function parseConfig(
   if (!parsed.success) {
     return err(sortErrors(parsed.error.issues.flatMap((i) => fromZod(i, doc, lines, file))));
   }
+  absolutizeSecretFiles(parsed.data, dirname(resolve(file)));
   const semantic = [...checkSemantics(parsed.data), ...checkSecrets(parsed.data, env)];
   if (semantic.length > 0) {
     return err(
@@ -169,4 +171,18 @@ function checkSecrets(cfg: Config, env: NodeJS.ProcessEnv): SemanticIssue[] {
     if (!r.ok) issues.push({ path: ["health", "token"], message: r.error });
   }
   return issues;
+}
+
+/** `{ file: name }` secrets are relative to the config file, as operators expect. */
+function absolutizeSecretFiles(cfg: Config, baseDir: string): void {
+  const fix = <T>(s: T): T =>
+    typeof s === "object" &&
+    s !== null &&
+    "file" in s &&
+    typeof s.file === "string" &&
+    !isAbsolute(s.file)
+      ? ({ ...s, file: resolve(baseDir, s.file) } as T)
+      : s;
+  for (const p of cfg.bgp.peers) if (p.password) p.password = fix(p.password);
+  if (cfg.health.token) cfg.health.token = fix(cfg.health.token);
 }

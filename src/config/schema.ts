@@ -6,7 +6,9 @@ import { z } from "zod";
 import { parseDurationMs } from "./duration.ts";
 
 export const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
-export const ip = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+export const ip = z
+  .string()
+  .refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
 const asn = z.number().int().min(1).max(4_294_967_295);
 export const port = z.number().int().min(1).max(65_535);
 export const durationMs = (what: string) =>
@@ -164,7 +166,12 @@ export const configSchema = z
     }),
     dataplane: z
       .strictObject({
-        engine: z.enum(["userspace"]).default("userspace"),
+        engine: z
+          .enum(["userspace", "none"])
+          .default("userspace")
+          .describe(
+            "userspace: forward in a worker thread; none: BGP and health only (VIPs announced for a forwarder outside vipmux)",
+          ),
         "vxlan-port": port.default(4789),
         "flow-table-size": z.number().int().min(1024).max(16_777_216).default(1_000_000),
         "maglev-table-size": z.union([z.literal(65_537), z.literal(655_373)]).default(65_537),

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
+import { loadHostAgentConfig } from "../../../src/config/host-agent.ts";
 import {
   configJsonSchema,
   formatConfigError,
@@ -132,14 +133,22 @@ describe("broken configs: one per rule, each with line:column and path", () => {
 });
 
 describe("valid configs", () => {
-  it.each(readdirSync(`${root}configs`).filter((f) => f.endsWith(".yml")))(
-    "configs/%s validates",
-    (f) => {
-      const r = loadConfig(`${root}configs/${f}`, secretsEnv);
-      if (!r.ok) throw new Error(r.error.map(formatConfigError).join("\n"));
-      expect(r.value.services.length).toBeGreaterThan(0);
-    },
-  );
+  // Every shipped config validates with the loader of its kind (host agent or MUX).
+  const shipped = [
+    ...readdirSync(`${root}configs`).map((f) => `configs/${f}`),
+    ...readdirSync(`${root}containerlab`).map((f) => `containerlab/${f}`),
+  ].filter((f) => f.endsWith(".yml") && !f.endsWith(".clab.yml"));
+
+  it("there are MUX and host-agent configs to check", () => {
+    expect(shipped).toContain("configs/mux.yml");
+  });
+
+  it.each(shipped)("%s validates", (f) => {
+    const isAgent = /host-agent|\/host\d/.test(f);
+    const r = isAgent ? loadHostAgentConfig(`${root}${f}`) : loadConfig(`${root}${f}`, secretsEnv);
+    if (!r.ok) throw new Error(r.error.map(formatConfigError).join("\n"));
+    expect(r.value.services.length).toBeGreaterThan(0);
+  });
 
   it("fills defaults and converts durations to milliseconds", () => {
     const r = parseConfig(

@@ -1,0 +1,261 @@
+// Prometheus metrics (prom-client). Values are read from their owners at scrape time
+// (speaker, controller, health hub, dataplane): nothing on the packet path or in the BGP
+// session touches a metric, and no second copy of any state is kept here.
+import http from "node:http";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type Labelled = [labels: Record<string, string>, value: number][];
+
+export interface MetricsSources {
+  bgpPeers(): {
+    peer: string;
+    up: boolean;
+    uptimeSeconds: number;
+    messagesIn: Record<string, number>;
+    messagesOut: Record<string, number>;
+    prefixesSent: number;
+    prefixesReceived: number;
+  }[];
+  bfdSessions?(): { peer: string; up: boolean }[];
+  vips(): { service: string; vip: string; announced: boolean }[];
+  backends(): { service: string; dip: string; up: boolean }[];
+  muxHealthy(): boolean;
+  healthRejects(): Labelled;
+  dataplane?():
+    | {
+        vipPackets: Labelled;
+        vipBytes: Labelled;
+        backendPackets: Labelled;
+        backendBytes: Labelled;
+        drops: Labelled;
+        flows: number;
+        evictions: number;
+      }
+    | undefined;
+}
+
+/** A counter whose value lives elsewhere (a cumulative count read at scrape time). */
+function mirroredCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Labelled,
+) {
+  return new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) if (v > 0) this.inc(labels, v);
+    },
+  });
+}
+
+function mirroredGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Labelled,
+) {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.set(labels, v);
+    },
+  });
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly configReloads: Counter<"result">;
+  readonly probeDuration: Histogram<"service">;
+  readonly forwarderBatch: Histogram;
+  private server?: http.Server;
+
+  constructor(src: MetricsSources) {
+    const r = this.registry;
+    const peers = () => src.bgpPeers();
+    mirroredGauge(
+      r,
+      "vipmux_bgp_session_up",
+      "1 when the BGP session is Established",
+      ["peer"],
+      () => peers().map((p) => [{ peer: p.peer }, p.up ? 1 : 0]),
+    );
+    mirroredGauge(
+      r,
+      "vipmux_bgp_session_uptime_seconds",
+      "Seconds since the session was established",
+      ["peer"],
+      () => peers().map((p) => [{ peer: p.peer }, p.uptimeSeconds]),
+    );
+    mirroredCounter(
+      r,
+      "vipmux_bgp_messages_received_total",
+      "BGP messages received",
+      ["peer", "type"],
+      () =>
+        peers().flatMap((p) =>
+          Object.entries(p.messagesIn).map(([type, v]) => [{ peer: p.peer, type }, v] as const),
+        ) as Labelled,
+    );
+    mirroredCounter(
+      r,
+      "vipmux_bgp_messages_sent_total",
+      "BGP messages sent",
+      ["peer", "type"],
+      () =>
+        peers().flatMap((p) =>
+          Object.entries(p.messagesOut).map(([type, v]) => [{ peer: p.peer, type }, v] as const),
+        ) as Labelled,
+    );
+    mirroredGauge(
+      r,
+      "vipmux_bgp_prefixes_sent",
+      "Prefixes in the peer's Adj-RIB-Out",
+      ["peer"],
+      () => peers().map((p) => [{ peer: p.peer }, p.prefixesSent]),
+    );
+    mirroredGauge(
+      r,
+      "vipmux_bgp_prefixes_received",
+      "Prefixes in the peer's Adj-RIB-In",
+      ["peer"],
+      () => peers().map((p) => [{ peer: p.peer }, p.prefixesReceived]),
+    );
+    mirroredGauge(r, "vipmux_bfd_session_up", "1 when the BFD session is Up", ["peer"], () =>
+      (src.bfdSessions?.() ?? []).map((s) => [{ peer: s.peer }, s.up ? 1 : 0]),
+    );
+    mirroredGauge(
+      r,
+      "vipmux_vip_announced",
+      "1 when the VIP is announced to BGP",
+      ["service", "vip"],
+      () => src.vips().map((v) => [{ service: v.service, vip: v.vip }, v.announced ? 1 : 0]),
+    );
+    mirroredGauge(r, "vipmux_backend_up", "1 when the backend is healthy", ["service", "dip"], () =>
+      src.backends().map((b) => [{ service: b.service, dip: b.dip }, b.up ? 1 : 0]),
+    );
+    mirroredGauge(
+      r,
+      "vipmux_mux_healthy",
+      "1 when this MUX considers itself able to forward",
+      [],
+      () => [[{}, src.muxHealthy() ? 1 : 0]],
+    );
+    mirroredCounter(
+      r,
+      "vipmux_health_reports_rejected_total",
+      "Health-stream messages rejected",
+      ["reason"],
+      () => src.healthRejects(),
+    );
+    const dp = () => src.dataplane?.();
+    mirroredCounter(
+      r,
+      "vipmux_vip_packets_total",
+      "Packets forwarded per VIP",
+      ["vip"],
+      () => dp()?.vipPackets ?? [],
+    );
+    mirroredCounter(
+      r,
+      "vipmux_vip_bytes_total",
+      "Bytes forwarded per VIP",
+      ["vip"],
+      () => dp()?.vipBytes ?? [],
+    );
+    mirroredCounter(
+      r,
+      "vipmux_backend_packets_total",
+      "Packets sent per backend",
+      ["service", "dip"],
+      () => dp()?.backendPackets ?? [],
+    );
+    mirroredCounter(
+      r,
+      "vipmux_backend_bytes_total",
+      "Bytes sent per backend",
+      ["service", "dip"],
+      () => dp()?.backendBytes ?? [],
+    );
+    mirroredCounter(
+      r,
+      "vipmux_dataplane_drops_total",
+      "Packets dropped, by reason",
+      ["reason"],
+      () => dp()?.drops ?? [],
+    );
+    mirroredGauge(r, "vipmux_conntrack_entries", "Flows in the connection table", [], () => {
+      const d = dp();
+      return d ? [[{}, d.flows]] : [];
+    });
+    mirroredCounter(r, "vipmux_conntrack_evictions_total", "Connection-table evictions", [], () => {
+      const d = dp();
+      return d ? [[{}, d.evictions]] : [];
+    });
+    this.configReloads = new Counter({
+      name: "vipmux_config_reloads_total",
+      help: "Config reloads by result",
+      labelNames: ["result"],
+      registers: [r],
+    });
+    this.probeDuration = new Histogram({
+      name: "vipmux_health_probe_duration_seconds",
+      help: "Health probe latency",
+      labelNames: ["service"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    this.forwarderBatch = new Histogram({
+      name: "vipmux_forwarder_batch_duration_seconds",
+      help: "Time to forward one batch of packets",
+      buckets: [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
+      registers: [r],
+    });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Serves GET /metrics on host:port. */
+  async listen(address: string): Promise<number> {
+    const idx = address.lastIndexOf(":");
+    const host = address.slice(0, idx).replace(/^\[|\]$/g, "");
+    const port = Number(address.slice(idx + 1));
+    this.server = http.createServer(async (req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end("try /metrics\n");
+        return;
+      }
+      try {
+        const body = await this.text();
+        res.writeHead(200, { "content-type": this.registry.contentType }).end(body);
+      } catch (e) {
+        res.writeHead(500).end(String(e));
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const a = this.server.address();
+    return typeof a === "object" && a ? a.port : port;
+  }
+
+  close(): Promise<void> {
+    const s = this.server;
+    if (!s) return Promise.resolve();
+    s.closeAllConnections();
+    return new Promise((resolve) => s.close(() => resolve()));
+  }
+}

@@ -1,0 +1,193 @@
+// `vipmux run` (the MUX daemon) and the commands that talk to it over the admin socket:
+// status, drain, undrain, reload, flow.
+import type { Command } from "commander";
+import { adminRequest } from "../api/admin.ts";
+import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
+import { type DataplanePort, MuxDaemon } from "../controller/mux.ts";
+import { CliError } from "./lab.ts";
+
+const DEFAULT_SOCKET = "/run/vipmux/admin.sock";
+
+/** The `none` engine: BGP and health only, for a forwarder outside vipmux. */
+function noDataplane(): DataplanePort {
+  return {
+    start: async () => {},
+    apply: () => {},
+    heartbeatAgeMs: () => undefined,
+    stop: async () => {},
+  };
+}
+
+export type DataplaneFactory = (config: Config) => DataplanePort;
+const engines: Record<string, DataplaneFactory> = { none: noDataplane };
+
+/** Engines register here (the userspace worker lives in src/dataplane). */
+export function registerEngine(name: string, factory: DataplaneFactory): void {
+  engines[name] = factory;
+}
+
+async function call(socket: string, method: string, path: string, body?: unknown) {
+  const r = await adminRequest(socket, method, path, body);
+  if (r.status >= 400) {
+    const b = r.body as { error?: string; errors?: string[] };
+    throw new CliError(b.errors ? `${b.errors.join("\n")}` : (b.error ?? `HTTP ${r.status}`));
+  }
+  return r.body;
+}
+
+function drainTarget(kind: string, name: string | undefined) {
+  if (kind === "mux") return { kind };
+  if ((kind === "service" || kind === "backend") && name) return { kind, name };
+  throw new CliError("usage: drain mux | drain service NAME | drain backend SERVICE/DIP");
+}
+
+interface Status {
+  node: string;
+  muxHealthy: boolean;
+  peers: {
+    name: string;
+    address: string;
+    asn: number;
+    state: string;
+    prefixesSent: number;
+    lastError: string;
+  }[];
+  services: {
+    name: string;
+    vip: string;
+    healthy: number;
+    total: number;
+    announced: boolean;
+    reason: string;
+  }[];
+  backends: {
+    service: string;
+    dip: string;
+    host: string;
+    weight: number;
+    healthy: boolean | null;
+    drained: boolean;
+  }[];
+  admin: { muxDraining: boolean; servicesDraining: string[] };
+  hostAgents: { expected: string[]; connected: string[] };
+}
+
+export function formatStatus(s: Status): string {
+  const lines = [
+    `${s.node}: ${s.muxHealthy ? "healthy" : "UNHEALTHY (all VIPs withdrawn)"}${s.admin.muxDraining ? ", draining" : ""}`,
+    "",
+    "PEER             AS          STATE         SENT  LAST ERROR",
+    ...s.peers.map(
+      (p) =>
+        `${p.address.padEnd(16)} ${String(p.asn).padEnd(11)} ${p.state.padEnd(13)} ${String(p.prefixesSent).padStart(4)}  ${p.lastError}`,
+    ),
+    "",
+    "SERVICE          VIP                      HEALTHY  ANNOUNCED  REASON",
+    ...s.services.map(
+      (v) =>
+        `${v.name.padEnd(16)} ${v.vip.padEnd(24)} ${`${v.healthy}/${v.total}`.padEnd(8)} ${(v.announced ? "yes" : "no").padEnd(10)} ${v.reason}`,
+    ),
+    "",
+    "BACKEND                          HOST             WEIGHT  HEALTH",
+    ...s.backends.map(
+      (b) =>
+        `${`${b.service}/${b.dip}`.padEnd(32)} ${b.host.padEnd(16)} ${String(b.weight).padEnd(7)} ${b.healthy === null ? "unknown" : b.healthy ? "up" : "down"}${b.drained ? " (drained)" : ""}`,
+    ),
+    "",
+    `host agents: ${s.hostAgents.connected.length}/${s.hostAgents.expected.length} connected${s.hostAgents.expected.length ? ` (${s.hostAgents.expected.map((h) => (s.hostAgents.connected.includes(h) ? h : `${h} MISSING`)).join(", ")})` : ""}`,
+  ];
+  return lines.join("\n");
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("run the MUX: BGP speaker, health, controller, dataplane, admin API")
+    .requiredOption("-c, --config <file>", "vipmux YAML config")
+    .addHelpText(
+      "after",
+      `
+Signals: SIGHUP reloads the config (an invalid file changes nothing); SIGTERM and SIGINT
+withdraw every VIP, close BGP with Cease/Administrative Shutdown, and exit.`,
+    )
+    .action(async (opts: { config: string }) => {
+      const r = loadConfig(opts.config);
+      if (!r.ok) throw new CliError(r.error.map(formatConfigError).join("\n"));
+      const factory = engines[r.value.dataplane.engine];
+      if (!factory)
+        throw new CliError(`dataplane engine "${r.value.dataplane.engine}" is not available`);
+      const daemon = new MuxDaemon(r.value, { configFile: opts.config, dataplane: factory });
+      await daemon.start();
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          console.error(`info: ${sig}: shutting down`);
+          void daemon.stop(`vipmux ${r.value.node.name} shutting down`).finally(resolve);
+        };
+        process.once("SIGTERM", () => stop("SIGTERM"));
+        process.once("SIGINT", () => stop("SIGINT"));
+        process.on("SIGHUP", () => daemon.reload());
+      });
+    });
+
+  const socketOpt = (c: Command) =>
+    c.option("-s, --socket <path>", "admin socket of the daemon", DEFAULT_SOCKET);
+
+  socketOpt(program.command("status").description("peers, VIPs, backends and their health"))
+    .option("--json", "machine-readable output")
+    .action(async (opts: { socket: string; json?: boolean }) => {
+      const s = (await call(opts.socket, "GET", "/v1/status")) as Status;
+      console.log(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+    });
+
+  for (const [verb, on] of [
+    ["drain", true],
+    ["undrain", false],
+  ] as const) {
+    socketOpt(
+      program
+        .command(verb)
+        .description(
+          on
+            ? "drain the MUX (graceful shutdown, then withdraw), a service, or a backend (no new flows)"
+            : "undo a drain",
+        )
+        .argument("<kind>", "mux | service | backend")
+        .argument("[name]", "service NAME, or backend SERVICE/DIP"),
+    ).action(async (kind: string, name: string | undefined, opts: { socket: string }) => {
+      await call(opts.socket, "POST", `/v1/${verb}`, drainTarget(kind, name));
+      console.log(`${verb}ed ${kind}${name ? ` ${name}` : ""}`);
+    });
+  }
+
+  socketOpt(
+    program.command("reload").description("re-read the daemon's config file (same as SIGHUP)"),
+  ).action(async (opts: { socket: string }) => {
+    await call(opts.socket, "POST", "/v1/reload");
+    console.log("config reloaded");
+  });
+
+  socketOpt(
+    program
+      .command("flow")
+      .description("which DIP a flow maps to, and whether it is in the connection table")
+      .argument("<protocol>", "tcp | udp")
+      .argument("<src>", "source address")
+      .argument("<sport>", "source port")
+      .argument("<dst>", "destination (VIP)")
+      .argument("<dport>", "destination port")
+      .option("--json", "machine-readable output"),
+  ).action(
+    async (
+      protocol: string,
+      src: string,
+      sport: string,
+      dst: string,
+      dport: string,
+      opts: { socket: string; json?: boolean },
+    ) => {
+      const q = new URLSearchParams({ protocol, src, sport, dst, dport });
+      const r = await call(opts.socket, "GET", `/v1/flow?${q}`);
+      console.log(JSON.stringify(r, null, opts.json ? 2 : 0));
+    },
+  );
+}

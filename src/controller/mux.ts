@@ -1,0 +1,345 @@
+// The MUX daemon: wires config, health (hub + host-agent stream + MUX probes), the
+// controller, the BGP speaker, the dataplane and the admin/metrics endpoints. Everything
+// here is edges and glue; decisions live in the controller's pure core.
+import { isIPv6 } from "node:net";
+import { type AdminHandler, AdminServer } from "../api/admin.ts";
+import { type Labelled, Metrics } from "../api/metrics.ts";
+import type { PeerOptions, Speaker as SpeakerType } from "../bgp/speaker.ts";
+import { Speaker } from "../bgp/speaker.ts";
+import { type Config, formatConfigError, loadConfig, resolveSecret } from "../config/index.ts";
+import { HealthHub } from "../health/hub.ts";
+import { HealthStreamServer } from "../health/stream.ts";
+import { backendKey } from "../health/targets.ts";
+import type { ServiceModel } from "../lb/service.ts";
+import { Controller } from "./controller.ts";
+import { vipPrefix } from "./desired.ts";
+
+/** What the daemon needs of a dataplane engine (the userspace worker, or none). */
+export interface DataplanePort {
+  start(): Promise<void>;
+  apply(model: ServiceModel): void;
+  /** Milliseconds since the forwarder last proved it is alive; undefined: no forwarder. */
+  heartbeatAgeMs(): number | undefined;
+  counters?(): ReturnType<NonNullable<import("../api/metrics.ts").MetricsSources["dataplane"]>>;
+  /** Which backend a flow maps to, for `vipmux flow`. */
+  lookup?(flow: {
+    protocol: string;
+    src: string;
+    sport: number;
+    dst: string;
+    dport: number;
+  }): unknown;
+  stop(): Promise<void>;
+}
+
+export interface MuxOptions {
+  configFile: string;
+  dataplane: (config: Config) => DataplanePort;
+  log?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
+  /** A forwarder silent longer than this makes the MUX unhealthy. */
+  heartbeatTimeoutMs?: number;
+}
+
+/** Speaker options from the config; secrets resolved (validation already checked them). */
+export function speakerOptions(cfg: Config): ConstructorParameters<typeof Speaker>[0] {
+  const vipsOf = (names: string[] | undefined) =>
+    names === undefined
+      ? undefined
+      : cfg.services
+          .filter((s) => names.includes(s.name))
+          .map((s) => ({ prefix: vipPrefix(s.vip) }));
+  const peers: PeerOptions[] = cfg.bgp.peers.map((p) => {
+    const password = p.password ? resolveSecret(p.password) : undefined;
+    if (password && !password.ok) throw new Error(`bgp peer ${p.address}: ${password.error}`);
+    const allow = vipsOf(p.export.services);
+    return {
+      address: p.address,
+      asn: p.asn,
+      ...(p.description ? { name: p.description } : {}),
+      port: p.port,
+      ...(p["local-address"] ? { localAddress: p["local-address"] } : {}),
+      passive: p.passive,
+      holdTimeSec: p["hold-time"],
+      connectRetryMs: p["connect-retry"],
+      ...(password?.ok ? { md5Password: password.value } : {}),
+      ...(p["multihop-ttl"] !== undefined ? { multihopTtl: p["multihop-ttl"] } : {}),
+      ...(p["ttl-security"] ? { gtsmHops: 1 } : {}),
+      export: {
+        ...(allow ? { allow } : {}),
+        ...(p.export.med !== undefined ? { med: p.export.med } : {}),
+        prepend: p.export["as-path-prepend"],
+        communities: p.export.communities,
+        largeCommunities: p.export["large-communities"],
+        ...(p.export["next-hop"] ? { nextHop: p.export["next-hop"] } : {}),
+        ...(p.export["next-hop-v6"] ? { nextHop6: p.export["next-hop-v6"] } : {}),
+      },
+    };
+  });
+  return {
+    asn: cfg.bgp.asn,
+    routerId: cfg.node["router-id"],
+    // Listen only when a peer waits for us to be connected to (passive): otherwise the MUX
+    // connects out and port 179 stays free for a router on the same host.
+    listen: cfg.bgp.peers.some((p) => p.passive) ? { host: "::", port: 179 } : false,
+    ...(cfg.bgp["next-hop-v6"] ? { nextHop6: cfg.bgp["next-hop-v6"] } : {}),
+    coalesceMs: cfg.bgp["coalesce-ms"],
+    peers,
+  };
+}
+
+export class MuxDaemon {
+  config: Config;
+  readonly speaker: SpeakerType;
+  readonly hub = new HealthHub();
+  readonly controller: Controller;
+  readonly metrics: Metrics;
+  private readonly dataplane: DataplanePort;
+  private readonly healthServer: HealthStreamServer;
+  private admin?: AdminServer;
+  private readonly opts: MuxOptions;
+  private readonly log: NonNullable<MuxOptions["log"]>;
+  private readonly startedAt = Date.now();
+  private stopping = false;
+
+  constructor(config: Config, opts: MuxOptions) {
+    this.config = config;
+    this.opts = opts;
+    this.log = opts.log ?? ((level, msg) => console.error(`${level}: ${msg}`));
+    this.speaker = new Speaker({
+      ...speakerOptions(config),
+      log: (l, m) => this.log(l, `bgp: ${m}`),
+    });
+    this.dataplane = opts.dataplane(config);
+    this.hub.sync(config);
+    const token = config.health.token ? resolveSecret(config.health.token) : undefined;
+    this.healthServer = new HealthStreamServer({
+      token: token?.ok ? token.value : "",
+      mux: config.node.name,
+      owns: this.hub.ownsKey,
+      knownHost: this.hub.knownHost,
+    });
+    this.healthServer.on("report", (host, backends, full) => this.hub.report(host, backends, full));
+    this.healthServer.on("rejected", (reason, peer) =>
+      this.log("warn", `health stream: rejected ${peer}: ${reason}`),
+    );
+    this.controller = new Controller({
+      config,
+      backendUp: this.hub.backendUp,
+      muxHealthy: () => this.muxHealthy(),
+      routes: {
+        announce: (r) => this.speaker.announce(r.prefix, { communities: r.communities }),
+        withdraw: (prefix) => this.speaker.withdraw(prefix),
+      },
+      tables: { apply: (m) => this.dataplane.apply(m) },
+    });
+    this.hub.on("change", (key, up, why) => {
+      this.log("info", `backend ${key} ${up ? "up" : "down"} (${why})`);
+      this.controller.poke();
+    });
+    this.controller.on("muxHealth", (ok) =>
+      this.log(
+        ok ? "info" : "warn",
+        `MUX ${ok ? "healthy again" : "unhealthy: withdrawing all VIPs"}`,
+      ),
+    );
+    this.speaker.on("peer-up", (e) =>
+      this.log("info", `peer ${e.peer} up (hold ${e.holdTimeSec}s, ${e.families.join("+")})`),
+    );
+    this.speaker.on("peer-down", (e) => this.log("warn", `peer ${e.peer} down: ${e.reason}`));
+    this.metrics = new Metrics({
+      bgpPeers: () =>
+        this.speaker.peers().map((p) => ({
+          peer: p.name,
+          up: p.state === "Established",
+          uptimeSeconds: (p.establishedForMs ?? 0) / 1000,
+          messagesIn: {
+            update: p.counters.updatesIn,
+            notification: p.counters.notificationsIn,
+            route_refresh: p.counters.routeRefreshIn,
+            other:
+              p.counters.messagesIn -
+              p.counters.updatesIn -
+              p.counters.notificationsIn -
+              p.counters.routeRefreshIn,
+          },
+          messagesOut: {
+            update: p.counters.updatesOut,
+            notification: p.counters.notificationsOut,
+            other: p.counters.messagesOut - p.counters.updatesOut - p.counters.notificationsOut,
+          },
+          prefixesSent: p.prefixesSent,
+          prefixesReceived: p.prefixesReceived,
+        })),
+      vips: () =>
+        this.controller
+          .status()
+          .services.map((s) => ({ service: s.name, vip: s.vip, announced: s.announced })),
+      backends: () =>
+        this.config.services.flatMap((s) =>
+          s.backends.map((b) => ({
+            service: s.name,
+            dip: b.dip,
+            up: this.hub.backendUp(backendKey(s.name, b.dip)) === true,
+          })),
+        ),
+      muxHealthy: () => this.controller.status().muxHealthy,
+      healthRejects: (): Labelled =>
+        [...this.healthServer.rejects].map(([reason, n]) => [{ reason }, n]),
+      dataplane: () => this.dataplane.counters?.(),
+    });
+  }
+
+  /** MUX self-health: the forwarder is alive and forwarding. */
+  private muxHealthy(): boolean {
+    const age = this.dataplane.heartbeatAgeMs();
+    return age === undefined || age < (this.opts.heartbeatTimeoutMs ?? 1000);
+  }
+
+  async start(): Promise<void> {
+    await this.dataplane.start();
+    const [host, port] = splitHostPort(this.config.health.listen);
+    await this.healthServer.listen(port, host);
+    await this.speaker.start();
+    this.controller.start();
+    if (this.config.api.metrics) {
+      const port = await this.metrics.listen(this.config.api.metrics);
+      this.log("info", `metrics on ${this.config.api.metrics} (port ${port})`);
+    }
+    this.admin = new AdminServer(this.config.api.socket, this.routes());
+    await this.admin.listen();
+    this.log(
+      "info",
+      `vipmux ${this.config.node.name} running: ${this.config.services.length} services, ${this.config.bgp.peers.length} peers`,
+    );
+  }
+
+  /** Re-reads the config file; an invalid file changes nothing. */
+  reload(): { ok: true } | { ok: false; errors: string[] } {
+    const r = loadConfig(this.opts.configFile);
+    if (!r.ok) {
+      this.metrics.configReloads.inc({ result: "invalid" });
+      const errors = r.error.map(formatConfigError);
+      this.log("error", `reload refused, running config kept:\n  ${errors.join("\n  ")}`);
+      return { ok: false, errors };
+    }
+    this.config = r.value;
+    this.hub.sync(r.value);
+    this.controller.reload(r.value);
+    this.metrics.configReloads.inc({ result: "applied" });
+    this.log("info", "config reloaded");
+    return { ok: true };
+  }
+
+  status() {
+    const c = this.controller.status();
+    return {
+      node: this.config.node.name,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      muxHealthy: c.muxHealthy,
+      forwarderHeartbeatAgeMs: this.dataplane.heartbeatAgeMs() ?? null,
+      peers: this.speaker.peers().map((p) => ({
+        name: p.name,
+        address: p.address,
+        asn: p.asn,
+        state: p.state,
+        establishedForMs: p.establishedForMs,
+        prefixesSent: p.prefixesSent,
+        prefixesReceived: p.prefixesReceived,
+        lastError: p.lastError,
+      })),
+      services: c.services,
+      announced: c.announced,
+      backends: this.config.services.flatMap((s) =>
+        s.backends.map((b) => {
+          const key = backendKey(s.name, b.dip);
+          return {
+            service: s.name,
+            dip: b.dip,
+            host: b.host,
+            weight: b.weight,
+            healthy: this.hub.backendUp(key) ?? null,
+            drained: this.controller.adminState().drainedBackends.has(key),
+          };
+        }),
+      ),
+      admin: {
+        muxDraining: this.controller.adminState().muxDrainSinceMs !== undefined,
+        servicesDraining: [...this.controller.adminState().serviceDrains.keys()],
+      },
+      hostAgents: {
+        expected: [...this.hub.agentHosts()].sort(),
+        connected: this.hub.aliveAgents().sort(),
+      },
+    };
+  }
+
+  private routes(): Record<string, AdminHandler> {
+    const drain =
+      (on: boolean): AdminHandler =>
+      ({ body }) => {
+        const b = (body ?? {}) as { kind?: string; name?: string };
+        if (b.kind === "mux") {
+          if (on) this.controller.drainMux();
+          else this.controller.undrainMux();
+          return { status: 200, body: { ok: true } };
+        }
+        if (b.kind === "service" && b.name) {
+          const found = on
+            ? this.controller.drainService(b.name)
+            : this.controller.undrainService(b.name) || true;
+          return found
+            ? { status: 200, body: { ok: true } }
+            : { status: 404, body: { error: `no service "${b.name}"` } };
+        }
+        if (b.kind === "backend" && b.name) {
+          return this.controller.drainBackend(b.name, on)
+            ? { status: 200, body: { ok: true } }
+            : { status: 404, body: { error: `no backend "${b.name}" (expected SERVICE/DIP)` } };
+        }
+        return {
+          status: 400,
+          body: { error: "expected { kind: mux | service | backend, name? }" },
+        };
+      };
+    return {
+      "GET /v1/status": () => ({ status: 200, body: this.status() }),
+      "POST /v1/drain": drain(true),
+      "POST /v1/undrain": drain(false),
+      "POST /v1/reload": () => {
+        const r = this.reload();
+        return { status: r.ok ? 200 : 422, body: r };
+      },
+      "GET /v1/flow": ({ query }) => {
+        if (!this.dataplane.lookup)
+          return { status: 501, body: { error: "this dataplane engine has no flow lookup" } };
+        const flow = {
+          protocol: query.get("protocol") ?? "tcp",
+          src: query.get("src") ?? "",
+          sport: Number(query.get("sport") ?? 0),
+          dst: query.get("dst") ?? "",
+          dport: Number(query.get("dport") ?? 0),
+        };
+        return { status: 200, body: this.dataplane.lookup(flow) };
+      },
+    };
+  }
+
+  /** Graceful stop: withdraw everything with a shutdown communication, then close. */
+  async stop(reason = "vipmux shutting down"): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.controller.stop();
+    await this.speaker.shutdown(reason);
+    await this.admin?.close();
+    await this.metrics.close();
+    await this.healthServer.close();
+    this.hub.stop();
+    await this.dataplane.stop();
+  }
+}
+
+export function splitHostPort(s: string): [string, number] {
+  const idx = s.lastIndexOf(":");
+  const host = s.slice(0, idx).replace(/^\[|\]$/g, "");
+  return [host || (isIPv6(host) ? "::" : "0.0.0.0"), Number(s.slice(idx + 1))];
+}
