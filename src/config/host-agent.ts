@@ -100,7 +100,7 @@ export function parseHostAgentConfig(
           if (i.code === "unrecognized_keys")
             return i.keys.map((k) => ({
               file,
-              ...locate(doc, lines, [...path, k]),
+              ...locateKey(doc, lines, path, k),
               path: [...path, k].join("."),
               message: `unknown field "${k}"`,
             }));
@@ -176,7 +176,7 @@ function describe(issue: z.core.$ZodIssue): string {
 
 type Pos = { line?: number; col?: number };
 
-/** Position of the deepest node of `path` present in the document (keys for unknown fields). */
+/** Position of the deepest node of `path` present in the document. */
 function locate(doc: Document, lines: LineCounter, path: (string | number)[]): Pos {
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true) as
@@ -186,19 +186,26 @@ function locate(doc: Document, lines: LineCounter, path: (string | number)[]): P
       const pos = lines.linePos(node.range[0]);
       return { line: pos.line, col: pos.col };
     }
-    if (n === path.length && n > 0) {
-      // An unknown key has no value node in the schema's path: point at the key itself.
-      const parent = (n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true)) as
-        | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
-        | undefined;
-      const item = parent?.items?.find((i) => i.key?.value === path[n - 1]);
-      if (item?.key?.range) {
-        const pos = lines.linePos(item.key.range[0]);
-        return { line: pos.line, col: pos.col };
-      }
-    }
   }
   return {};
+}
+
+/** Position of an unknown key itself (not of its value or its parent object). */
+function locateKey(
+  doc: Document,
+  lines: LineCounter,
+  parent: (string | number)[],
+  key: string,
+): Pos {
+  const map = (parent.length === 0 ? doc.contents : doc.getIn(parent, true)) as
+    | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
+    | undefined;
+  const item = map?.items?.find((i) => i.key?.value === key);
+  if (item?.key?.range) {
+    const pos = lines.linePos(item.key.range[0]);
+    return { line: pos.line, col: pos.col };
+  }
+  return locate(doc, lines, parent);
 }
 
 function sortErrors(errors: ConfigError[]): ConfigError[] {
