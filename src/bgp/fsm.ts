@@ -569,6 +569,9 @@ export function step(
           return { state: s, actions: EMPTY };
         case "UpdateMsgErr":
         case "RouteRefreshMsgErr":
+        // §8.2.2 lists header errors under "other events" (an FSM error), but §6.1 says a
+        // header error is reported as such; the specific code tells the peer more.
+        case "BgpHeaderErr":
           return toIdle(event.error.reason, "increment", [fromReset(event.error)]);
         default:
           return toIdle(`unexpected ${event.type} in Established`, "increment", [

@@ -198,12 +198,13 @@ export class Session {
         this.feed(m, { type: "AutomaticStart", passive: true });
         this.adopt(m, socket);
         return;
-      case "Connect":
       case "Active":
-        if (m.socket) this.dropSocket(m); // abandon our own attempt in favour of the peer's
-        m.generation++;
         this.adopt(m, socket);
         return;
+      case "Connect":
+      // Our own attempt is in flight: keep it and run the peer's connection beside it
+      // (dropping ours would make both sides drop theirs in a simultaneous open); the
+      // OPENs decide which one stays (RFC 4271 §6.8).
       case "OpenSent":
       case "OpenConfirm": {
         if (this.extra) {
@@ -390,6 +391,7 @@ export class Session {
   private feed(c: Conn, event: FsmEvent): void {
     const from = c.fsm.name;
     const r = step(this.config.fsm, c.fsm, event, now(), this.rng);
+    if (c === this.extra && r.state.name === "Established") this.promote();
     c.fsm = r.state;
     for (const a of r.actions) this.execute(c, a);
     if (c !== this.main && c !== this.extra) return; // a dumped connection
@@ -403,6 +405,22 @@ export class Session {
       this.handlers.log("debug", `${this.config.name}: ${from} -> ${c.fsm.name} (${event.type})`);
       this.handlers.state(from, c.fsm.name);
     }
+  }
+
+  /**
+   * The peer's connection reached Established while ours never got as far as an OPEN:
+   * it becomes the session and our attempt is abandoned.
+   */
+  private promote(): void {
+    const old = this.main;
+    const x = this.extra!;
+    this.extra = null;
+    this.main = x;
+    x.fsm = { ...x.fsm, passive: old.fsm.passive, autoRestart: old.fsm.autoRestart };
+    this.clearTimer(old);
+    old.fsm = { ...old.fsm, autoRestart: false };
+    this.dropSocket(old);
+    this.handlers.log("info", `${this.config.name}: keeping the peer's connection`);
   }
 
   private execute(c: Conn, a: FsmAction): void {

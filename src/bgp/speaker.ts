@@ -118,6 +118,8 @@ export interface PeerStatus {
   readonly prefixesSent: number;
   readonly prefixesPending: number;
   readonly prefixesReceived: number;
+  /** Bytes written to the socket and not yet taken by the kernel. */
+  readonly sendQueueBytes: number;
   readonly counters: Readonly<SessionCounters>;
 }
 
@@ -564,6 +566,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       prefixesSent: p.out.sent.size,
       prefixesPending: p.out.dirty.size,
       prefixesReceived: p.in.routes.size,
+      sendQueueBytes: p.session.writableBytes,
       counters: { ...p.session.counters },
     }));
   }

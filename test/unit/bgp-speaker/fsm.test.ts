@@ -161,6 +161,12 @@ const table: [FsmStateName, FsmEvent, FsmStateName, string[]][] = [
     "Idle",
     ["notify 3/1", "drop-connection", "down"],
   ],
+  [
+    "Established",
+    { type: "BgpHeaderErr", error: { ...err, code: 1, subcode: 1 } },
+    "Idle",
+    ["notify 1/1", "drop-connection", "down"],
+  ],
   ["Established", { type: "NotifMsg", notification: notif }, "Idle", ["drop-connection", "down"]],
   ["Established", { type: "TcpConnectionFails" }, "Idle", ["drop-connection", "down"]],
   ["Established", { type: "OpenCollisionDump" }, "Idle", ["notify 6/7", "drop-connection", "down"]],

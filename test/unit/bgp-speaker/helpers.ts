@@ -1,0 +1,128 @@
+// Loopback test peers for the speaker: real TCP on 127.0.0.0/8, no root needed.
+import net from "node:net";
+import { Speaker, type SpeakerOptions } from "../../../src/bgp/speaker.ts";
+import {
+  type CodecContext,
+  contextWith,
+  decodeFrame,
+  encodeMessage,
+  Framer,
+  type Message,
+  makeOpen,
+} from "../../../src/bgp/wire/index.ts";
+
+let nextPort = 20000 + (process.pid % 15000) * 2;
+export const freePort = () => nextPort++;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until<T>(
+  fn: () => T | undefined | false,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function speaker(
+  o: Partial<SpeakerOptions> & Pick<SpeakerOptions, "asn" | "routerId" | "peers">,
+): Speaker {
+  return new Speaker({
+    holdTimeSec: 9,
+    idleHoldMs: 50,
+    idleHoldMaxMs: 400,
+    coalesceMs: 5,
+    rng: () => 1,
+    ...o,
+  });
+}
+
+/**
+ * A scripted BGP peer built from the codec: accepts the speaker's connection (or connects
+ * to it), answers the OPEN, and records every message it receives.
+ */
+export class RawPeer {
+  readonly server: net.Server;
+  socket: net.Socket | null = null;
+  readonly received: Message[] = [];
+  readonly rawBytes: number[] = [];
+  connections = 0;
+  ctx: CodecContext = contextWith({ as4: true, maxMessageLength: 65535 });
+  private framer = new Framer(65535);
+  autoOpen = true;
+  /** Stop reading (zero window) once connected. */
+  paused = false;
+  readonly asn: number;
+  readonly holdTime: number;
+
+  constructor(asn: number, holdTime = 9) {
+    this.asn = asn;
+    this.holdTime = holdTime;
+    this.server = net.createServer((s) => this.adopt(s));
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((r) => this.server.listen(port, host, () => r()));
+  }
+
+  adopt(s: net.Socket): void {
+    this.connections++;
+    this.socket?.destroy();
+    this.socket = s;
+    this.framer = new Framer(65535);
+    s.on("error", () => {});
+    if (this.paused) s.pause();
+    s.on("data", (chunk) => {
+      this.framer.push(chunk);
+      for (let f = this.framer.next(); f; f = this.framer.next()) {
+        if (!f.ok) return;
+        const d = decodeFrame(f.value, this.ctx);
+        if (!d.ok) continue;
+        this.received.push(d.value);
+        if (d.value.type === "open" && this.autoOpen) {
+          this.send(
+            encodeMessage(
+              {
+                type: "open",
+                ...makeOpen({
+                  asn: this.asn,
+                  holdTime: this.holdTime,
+                  bgpId: 0x0a0a0a0a,
+                  capabilities: [
+                    { kind: "multiprotocol", afi: 1, safi: 1 },
+                    { kind: "multiprotocol", afi: 2, safi: 1 },
+                    { kind: "four-octet-as", asn: this.asn },
+                    { kind: "route-refresh" },
+                    { kind: "enhanced-route-refresh" },
+                    { kind: "extended-message" },
+                  ],
+                }),
+              },
+              this.ctx,
+            ),
+          );
+          this.send(encodeMessage({ type: "keepalive" }, this.ctx));
+        }
+      }
+    });
+  }
+
+  send(bytes: Uint8Array): void {
+    this.socket?.write(bytes);
+  }
+
+  of<T extends Message["type"]>(type: T): Extract<Message, { type: T }>[] {
+    return this.received.filter((m) => m.type === type) as Extract<Message, { type: T }>[];
+  }
+
+  close(): Promise<void> {
+    this.socket?.destroy();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
