@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 
 export interface PacketIoAddon {
   tunOpen(name: string, mtu: number): { fd: number; name: string };
+  linkUp(name: string): void;
   rawOpen(family: 4 | 6, sndbufBytes: number): number;
   packetOpen(ifname: string, rcvbufBytes: number): number;
   readBatch(fd: number, arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number;

@@ -1,0 +1,196 @@
+// Packet ports of the forwarding worker: where a batch is read from and where the VXLAN
+// output goes. All run on the worker's loop; none blocks (non-blocking fds, one batch per
+// readiness callback).
+//
+// Output, whatever the input: raw IP sockets (IPPROTO_RAW, header included) with sendmmsg.
+// The forwarder writes the whole outer IPv4/IPv6 + UDP header, so the per-flow UDP source
+// port (RFC 7348 §5 entropy) and the outer flow label go out exactly as computed, and the
+// kernel routes the packet to the host PA (neighbour resolution, qdisc) as for any local
+// packet. A UDP socket cannot vary its source port per packet without one socket per port.
+
+import { writeFileSync } from "node:fs";
+import { type PacketIoAddon, packetIo } from "./native.ts";
+import type { IoOptions } from "./protocol.ts";
+
+export interface PacketPort {
+  /** Reads up to `max` packets into the arena slots; returns how many. */
+  read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number;
+  /** Sends `count` IP packets from the arena; result[0] = sent, result[1] = last errno. */
+  send(
+    arena: Uint8Array,
+    slotSize: number,
+    lens: Int32Array,
+    count: number,
+    result: Int32Array,
+  ): void;
+  /** Calls `cb` (on this thread's loop) whenever packets may be waiting. */
+  start(cb: () => void): void;
+  close(): void;
+}
+
+/** Raw IPv4 + IPv6 senders shared by the device ports. */
+class RawSender {
+  private readonly io: PacketIoAddon;
+  readonly fd4: number;
+  readonly fd6: number;
+  constructor(io: PacketIoAddon, bufferBytes: number) {
+    this.io = io;
+    this.fd4 = io.rawOpen(4, bufferBytes);
+    try {
+      this.fd6 = io.rawOpen(6, bufferBytes);
+    } catch (e) {
+      io.closeFd(this.fd4);
+      throw e;
+    }
+  }
+  send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
+    if (count === 0) {
+      result[0] = 0;
+      result[1] = 0;
+      return;
+    }
+    this.io.sendBatch(this.fd4, this.fd6, arena, slotSize, lens, count, result);
+  }
+  close() {
+    this.io.closeFd(this.fd4);
+    this.io.closeFd(this.fd6);
+  }
+}
+
+/** TUN: the kernel routes VIP traffic into the device; one read per packet, all per batch. */
+class TunPort implements PacketPort {
+  private readonly io: PacketIoAddon;
+  private readonly fd: number;
+  private readonly tx: RawSender;
+  private poll: object | undefined;
+  readonly name: string;
+  constructor(name: string, mtu: number, bufferBytes: number) {
+    this.io = packetIo();
+    const t = this.io.tunOpen(name, mtu);
+    this.fd = t.fd;
+    this.name = t.name;
+    try {
+      // No IPv6 link-local address on the device: the kernel would otherwise send MLD
+      // reports and router solicitations into it, which the forwarder can only drop.
+      writeFileSync(`/proc/sys/net/ipv6/conf/${t.name}/addr_gen_mode`, "1");
+      this.io.linkUp(t.name);
+      this.tx = new RawSender(this.io, bufferBytes);
+    } catch (e) {
+      this.io.closeFd(this.fd);
+      throw e;
+    }
+  }
+  read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number {
+    return this.io.readBatch(this.fd, arena, slotSize, lens, max);
+  }
+  send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
+    this.tx.send(arena, slotSize, lens, count, result);
+  }
+  start(cb: () => void): void {
+    this.poll = this.io.pollStart(this.fd, cb);
+  }
+  close(): void {
+    if (this.poll) this.io.pollStop(this.poll);
+    this.poll = undefined;
+    this.io.closeFd(this.fd);
+    this.tx.close();
+  }
+}
+
+/** AF_PACKET on the uplink: recvmmsg, one syscall per batch. */
+class AfPacketPort implements PacketPort {
+  private readonly io: PacketIoAddon;
+  private readonly fd: number;
+  private readonly tx: RawSender;
+  private poll: object | undefined;
+  constructor(ifname: string, bufferBytes: number) {
+    this.io = packetIo();
+    this.fd = this.io.packetOpen(ifname, bufferBytes);
+    try {
+      this.tx = new RawSender(this.io, bufferBytes);
+    } catch (e) {
+      this.io.closeFd(this.fd);
+      throw e;
+    }
+  }
+  read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number {
+    return this.io.recvBatch(this.fd, arena, slotSize, lens, max);
+  }
+  send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
+    this.tx.send(arena, slotSize, lens, count, result);
+  }
+  start(cb: () => void): void {
+    this.poll = this.io.pollStart(this.fd, cb);
+  }
+  close(): void {
+    if (this.poll) this.io.pollStop(this.poll);
+    this.poll = undefined;
+    this.io.closeFd(this.fd);
+    this.tx.close();
+  }
+}
+
+/**
+ * No device: `push` queues packets (from `Dataplane.inject`), `send` keeps the last
+ * batch's output for the caller to collect. Same batch path as the devices.
+ */
+export class MemoryPort implements PacketPort {
+  private queue: { packets: Uint8Array; lengths: Int32Array; next: number; off: number }[] = [];
+  private cb: (() => void) | undefined;
+  /** Output of the last `send`: copies of the packets. */
+  sent: Uint8Array[] = [];
+
+  push(packets: Uint8Array, lengths: Int32Array): void {
+    this.queue.push({ packets, lengths, next: 0, off: 0 });
+  }
+  get pending(): boolean {
+    return this.queue.length > 0;
+  }
+  read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number {
+    let n = 0;
+    while (n < max && this.queue.length > 0) {
+      const q = this.queue[0]!;
+      if (q.next >= q.lengths.length) {
+        this.queue.shift();
+        continue;
+      }
+      const len = q.lengths[q.next]!;
+      const take = Math.min(len, slotSize);
+      arena.set(q.packets.subarray(q.off, q.off + take), n * slotSize);
+      lens[n] = len > slotSize ? slotSize + 1 : len;
+      q.off += len;
+      q.next++;
+      n++;
+    }
+    return n;
+  }
+  send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
+    this.sent = [];
+    for (let i = 0; i < count; i++)
+      this.sent.push(arena.slice(i * slotSize, i * slotSize + lens[i]!));
+    result[0] = count;
+    result[1] = 0;
+  }
+  start(cb: () => void): void {
+    this.cb = cb;
+  }
+  /** Runs the batch callback (the worker calls it after a push). */
+  kick(): void {
+    this.cb?.();
+  }
+  close(): void {
+    this.queue = [];
+    this.cb = undefined;
+  }
+}
+
+export function openPort(io: IoOptions, bufferBytes: number): PacketPort {
+  switch (io.kind) {
+    case "tun":
+      return new TunPort(io.name, io.mtu, bufferBytes);
+    case "packet":
+      return new AfPacketPort(io.interface, bufferBytes);
+    case "memory":
+      return new MemoryPort();
+  }
+}

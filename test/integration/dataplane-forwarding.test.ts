@@ -1,0 +1,303 @@
+// The userspace MUX engine in the canonical lab: real kernels, a real TUN device, VXLAN on
+// the wire. The engine runs in mux1 from containerlab/mux1.yml; captures on the hosts'
+// uplinks check what arrives.
+//
+// VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands
+// (the integrator switches this to the speaker's announcement).
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_INNER_DST_MAC } from "../../src/dataplane/engine.ts";
+import type { EngineCounters } from "../../src/dataplane/io/protocol.ts";
+import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import { formatIp, formatMac } from "../../src/packet/address.ts";
+import { ParsedPacket, parseIpPacket } from "../../src/packet/parse.ts";
+import { parseVxlan, VxlanPacket, VxlanStatus } from "../../src/packet/vxlan.ts";
+import { sleep } from "../../src/util/proc.ts";
+import { canonicalTopology, fixture, isRoot, repoRoot } from "./helpers.ts";
+
+const addonBuilt =
+  existsSync(`${repoRoot}build/Release/vipmux_native.node`) ||
+  existsSync(`${repoRoot}build/Release/vipmux_packet_io.node`);
+
+interface Status {
+  heartbeat: { aliveAt: number; ageMs: number; running: boolean };
+  counters: EngineCounters;
+}
+
+/** Ethernet frames of a pcap file (linktype 1), as IP packets. */
+function pcapIpPackets(file: string): Uint8Array[] {
+  const b = readFileSync(file);
+  const le = b.readUInt32LE(0) === 0xa1b2c3d4;
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const out: Uint8Array[] = [];
+  for (let o = 24; o + 16 <= b.length; ) {
+    const incl = u32(o + 8);
+    const frame = b.subarray(o + 16, o + 16 + incl);
+    o += 16 + incl;
+    const type = frame.readUInt16BE(12);
+    if (type === 0x0800 || type === 0x86dd) out.push(new Uint8Array(frame.subarray(14)));
+  }
+  return out;
+}
+
+interface Decapped {
+  outerSrc: string;
+  outerDst: string;
+  srcPort: number;
+  vni: number;
+  innerDstMac: string;
+  inner: Uint8Array;
+}
+
+function decap(p: Uint8Array): Decapped {
+  const d = new VxlanPacket();
+  expect(parseVxlan(p, 0, p.length, d)).toBe(VxlanStatus.ok);
+  const alen = d.outerFamily === 4 ? 4 : 16;
+  return {
+    outerSrc: formatIp(p, d.outerSrcOffset, alen),
+    outerDst: formatIp(p, d.outerDstOffset, alen),
+    srcPort: d.udpSrcPort,
+    vni: d.vni,
+    innerDstMac: formatMac(p, d.ethOffset),
+    inner: p.slice(d.innerOffset, d.innerOffset + d.innerLength),
+  };
+}
+
+/** IPv4 header (checksum left 0: the raw socket fills it) + a transport header. */
+function ipv4(dst: string, proto: number, l4: number[]): string {
+  const total = 20 + l4.length;
+  const d = dst.split(".").map(Number);
+  const h = [0x45, 0, total >> 8, total & 255, 0, 1, 0, 0, 64, proto, 0, 0, 203, 0, 113, 10, ...d];
+  return Buffer.from([...h, ...l4]).toString("hex");
+}
+
+describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab", () => {
+  let lab: TestLab;
+  let engine: ChildProcess;
+  let statusFile: string;
+
+  const status = (): Status => JSON.parse(readFileSync(statusFile, "utf8")) as Status;
+
+  async function capture(node: string, name: string, during: () => Promise<void>) {
+    const file = `${lab.plan.dir}/${name}.pcap`;
+    const cap = lab.spawn(
+      node,
+      ["tcpdump", "--immediate-mode", "-U", "-nn", "-i", "eth1", "-w", file, "udp port 4789"],
+      name,
+    );
+    await pollUntil(
+      async () => readFileSync(`${lab.plan.dir}/${name}.log`, "utf8").includes("listening"),
+      {
+        timeoutMs: 10_000,
+        what: `tcpdump on ${node}`,
+      },
+    );
+    try {
+      await during();
+      await sleep(500);
+    } finally {
+      cap.kill("SIGTERM");
+      await new Promise((r) => cap.once("exit", r));
+    }
+    return pcapIpPackets(file);
+  }
+
+  beforeAll(async () => {
+    lab = await startLab(canonicalTopology, "dp");
+    statusFile = `${lab.plan.dir}/mux1-status.json`;
+    engine = lab.spawn(
+      "mux1",
+      [
+        process.execPath,
+        `${repoRoot}src/dataplane/run-engine.ts`,
+        "--config",
+        `${repoRoot}containerlab/mux1.yml`,
+        "--counters",
+        statusFile,
+        "--counters-interval",
+        "100",
+      ],
+      "engine-mux1",
+    );
+    await pollUntil(async () => existsSync(statusFile) && status().counters.tableVersion === 1, {
+      timeoutMs: 20_000,
+      what: "the engine in mux1 to install its table",
+    });
+    // Static routes stand in for the BGP announcement (see the header).
+    await lab.must("edge", ["ip", "route", "add", "20.20.20.100/32", "via", "192.0.2.2"]);
+    await lab.must("edge", [
+      "ip",
+      "-6",
+      "route",
+      "add",
+      "2001:db8:f::100/128",
+      "via",
+      "2001:db8:0:1::2",
+    ]);
+  });
+
+  afterAll(async () => {
+    if (engine && engine.exitCode === null) {
+      engine.kill("SIGTERM");
+      await Promise.race([new Promise((r) => engine.once("exit", r)), sleep(3_000)]);
+    }
+    await lab?.down();
+  });
+
+  it("routes the VIPs into its TUN device", async () => {
+    const v4 = await lab.must("mux1", ["ip", "route", "show", "20.20.20.100"]);
+    expect(v4).toContain("dev vipmux0");
+    const v6 = await lab.must("mux1", ["ip", "-6", "route", "show", "2001:db8:f::100"]);
+    expect(v6).toContain("dev vipmux0");
+  });
+
+  it("encapsulates UDP flows to the right host: VNI, outer addresses, per-flow source port, intact inner packet", async () => {
+    const ports = Array.from({ length: 40 }, (_, i) => 30001 + i);
+    const send = () =>
+      lab
+        .must("client", [
+          "sh",
+          "-c",
+          `for p in ${ports.join(" ")}; do echo "flow-$p" | socat -u - UDP4-SENDTO:20.20.20.100:7,sourceport=$p; done`,
+        ])
+        .then(() => {});
+    let host2: Uint8Array[] = [];
+    const host1 = await capture("host1", "cap-host1", async () => {
+      host2 = await capture("host2", "cap-host2", send);
+    });
+    const seen = new Map<number, Decapped>();
+    for (const [pa, pkts] of [
+      ["198.51.100.2", host1],
+      ["198.51.100.6", host2],
+    ] as const) {
+      for (const p of pkts) {
+        const d = decap(p);
+        expect(d.vni).toBe(100);
+        expect(d.outerSrc).toBe("192.0.2.2");
+        expect(d.outerDst).toBe(pa);
+        expect(d.innerDstMac).toBe(DEFAULT_INNER_DST_MAC);
+        const ip = new ParsedPacket();
+        expect(parseIpPacket(d.inner, d.inner.length, ip)).toBe(0);
+        expect(formatIp(d.inner, 12, 4)).toBe("203.0.113.10");
+        expect(formatIp(d.inner, 16, 4)).toBe("20.20.20.100");
+        const sport = (d.inner[20]! << 8) | d.inner[21]!;
+        const dport = (d.inner[22]! << 8) | d.inner[23]!;
+        expect(dport).toBe(7);
+        expect(Buffer.from(d.inner.subarray(28)).toString()).toBe(`flow-${sport}\n`);
+        expect(seen.has(sport)).toBe(false);
+        seen.set(sport, d);
+      }
+    }
+    expect([...seen.keys()].sort()).toEqual(ports);
+    // Both hosts get flows; the outer source port varies per flow (RFC 7348 §5 entropy).
+    expect(host1.length).toBeGreaterThan(0);
+    expect(host2.length).toBeGreaterThan(0);
+    expect(new Set([...seen.values()].map((d) => d.srcPort)).size).toBeGreaterThan(30);
+
+    const c = await pollUntil(
+      async () => {
+        const s = status();
+        return s.counters.vips.find((v) => v.vip === "20.20.20.100")!.packets >= 40 ? s : undefined;
+      },
+      { timeoutMs: 5_000, what: "VIP counters" },
+    );
+    const web = c.counters.backends.filter((b) => b.service === "web");
+    expect(web.reduce((a, b) => a + b.packets, 0)).toBe(40);
+    expect(c.counters.io.txFailed).toBe(0);
+  });
+
+  it("forwards IPv6 VIP traffic (TCP SYN to 2001:db8:f::100) as VXLAN", async () => {
+    const pkts = await capture("host1", "cap6-host1", async () => {
+      await lab.exec("client", [
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do nc -6 -z -w 1 2001:db8:f::100 80 & done; wait",
+      ]);
+    });
+    const s = status();
+    const v6 = s.counters.vips.find((v) => v.vip === "2001:db8:f::100")!;
+    expect(v6.packets).toBeGreaterThan(0);
+    // Some of the 8+ SYN flows hash to host1's DIPs; every one of them is well formed.
+    for (const p of pkts) {
+      const d = decap(p);
+      expect(d.vni).toBe(100);
+      expect(d.inner[0]! >> 4).toBe(6);
+      expect(formatIp(d.inner, 24, 16)).toBe("2001:db8:f::100");
+      expect(d.inner[6]).toBe(6); // TCP
+    }
+    const host1Dips = s.counters.backends
+      .filter((b) => b.service === "web6" && b.host === "198.51.100.2")
+      .reduce((a, b) => a + b.packets, 0);
+    expect(pkts.length).toBe(host1Dips);
+  });
+
+  it("drops malformed and unexpected packets by reason and keeps forwarding", async () => {
+    const before = status().counters;
+    // Not a VIP, but routed to the MUX and into its device (a stale or wrong route).
+    await lab.must("edge", ["ip", "route", "add", "20.20.20.101/32", "via", "192.0.2.2"]);
+    await lab.must("mux1", ["ip", "route", "add", "20.20.20.101/32", "dev", "vipmux0"]);
+    const tcpSyn = [0x75, 0x30, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0];
+    const packets = [
+      ipv4("20.20.20.100", 6, tcpSyn.slice(0, 8)), // TCP header cut at 8 bytes: truncated
+      ipv4("20.20.20.100", 6, [...tcpSyn.slice(0, 12), 0x30, ...tcpSyn.slice(13)]), // doff 3: badHeaderLength
+      ipv4("20.20.20.100", 6, [...tcpSyn.slice(0, 12), 0xf0, ...tcpSyn.slice(13)]), // doff 15 > 20 bytes: truncated
+      ipv4("20.20.20.100", 17, [0x75, 0x30, 0, 7, 0, 200, 0, 0, 1, 2, 3, 4]), // UDP length 200 > 12: badLength
+      ipv4("20.20.20.100", 17, [0x75, 0x30, 0, 7, 0, 4, 0, 0]), // UDP length 4 < 8: badLength
+      ipv4("20.20.20.100", 17, [0x75, 0x30, 0, 9, 0, 9, 0, 0, 1]), // no service on udp/9
+      ipv4("20.20.20.101", 17, [0x75, 0x30, 0, 7, 0, 9, 0, 0, 1]), // not a VIP
+    ];
+    const r = spawnSync(
+      "ip",
+      [
+        "netns",
+        "exec",
+        lab.node("client").netns,
+        process.execPath,
+        fixture("dataplane-lab/send-raw.ts"),
+        ...packets,
+      ],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    expect(r.stdout + r.stderr).toContain('"sent":7');
+    const after = await pollUntil(
+      async () => {
+        const c = status().counters;
+        const d = (k: string) => (c.drops[k] ?? 0) - (before.drops[k] ?? 0);
+        return d("truncated") + d("badHeaderLength") + d("badLength") + d("noService") >= 7
+          ? c
+          : undefined;
+      },
+      { timeoutMs: 5_000, what: "drop counters" },
+    );
+    const delta = (k: string) => (after.drops[k] ?? 0) - (before.drops[k] ?? 0);
+    expect(delta("truncated")).toBe(2);
+    expect(delta("badHeaderLength")).toBe(1);
+    expect(delta("badLength")).toBe(2);
+    expect(delta("noService")).toBe(2);
+    expect(after.forwarded).toBe(before.forwarded);
+
+    // Still forwarding, still alive.
+    const fwd0 = after.forwarded;
+    await lab.must("client", [
+      "sh",
+      "-c",
+      "echo again | socat -u - UDP4-SENDTO:20.20.20.100:7,sourceport=31999",
+    ]);
+    await pollUntil(async () => status().counters.forwarded === fwd0 + 1, {
+      timeoutMs: 5_000,
+      what: "a good packet after the bad ones",
+    });
+    expect(engine.exitCode).toBe(null);
+    expect(status().heartbeat.ageMs).toBeLessThan(1_000);
+  });
+
+  it("stops cleanly on SIGTERM: device and VIP routes gone", async () => {
+    engine.kill("SIGTERM");
+    await new Promise((r) => engine.once("exit", r));
+    expect(engine.exitCode).toBe(0);
+    const links = await lab.must("mux1", ["ip", "-o", "link", "show"]);
+    expect(links).not.toContain("vipmux0");
+    expect(await lab.must("mux1", ["ip", "route", "show", "20.20.20.100"])).toBe("");
+  });
+});

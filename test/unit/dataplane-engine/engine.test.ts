@@ -1,0 +1,281 @@
+// The Dataplane API and its worker protocol, with the in-memory port (no root, no device):
+// the same worker, batch path and table hand-off as the TUN / AF_PACKET engines.
+import { afterEach, describe, expect, it } from "vitest";
+import { Dataplane, DataplaneError } from "../../../src/dataplane/engine.ts";
+import { Verdict } from "../../../src/dataplane/forwarder.ts";
+import type { ServiceModel } from "../../../src/lb/service.ts";
+import { formatIp } from "../../../src/packet/address.ts";
+import { parseVxlan, VxlanPacket, VxlanStatus } from "../../../src/packet/vxlan.ts";
+import { buildPacket } from "../packet/packets.ts";
+
+const running: Dataplane[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((d) => d.stop()));
+});
+
+async function started(extra: Partial<ConstructorParameters<typeof Dataplane>[0]> = {}) {
+  const dp = new Dataplane({
+    io: { kind: "memory" },
+    localV4: "192.0.2.2",
+    flowTableSize: 4096,
+    heartbeatIntervalMs: 20,
+    ...extra,
+  });
+  running.push(dp);
+  await dp.start();
+  return dp;
+}
+
+/** VIP 20.20.20.100 tcp/80 + udp/53; every backend of version v sits on host 10.0.v.1, VNI v. */
+function versioned(v: number, backends = 4): ServiceModel {
+  return {
+    services: [
+      {
+        name: "web",
+        vip: "20.20.20.100",
+        ports: [
+          { protocol: "tcp", port: 80 },
+          { protocol: "udp", port: 53 },
+        ],
+        vni: v,
+        maglevSize: 1009,
+        backends: Array.from({ length: backends }, (_, i) => ({
+          dip: `10.10.${v}.${i + 1}`,
+          host: `10.0.${v}.1`,
+        })),
+      },
+    ],
+  };
+}
+
+const lab: ServiceModel = {
+  services: [
+    {
+      name: "web",
+      vip: "20.20.20.100",
+      ports: [{ protocol: "tcp", port: 80 }],
+      vni: 100,
+      maglevSize: 1009,
+      backends: [
+        { dip: "10.10.1.11", host: "198.51.100.2" },
+        { dip: "10.10.1.12", host: "198.51.100.2" },
+        { dip: "10.10.2.21", host: "198.51.100.6" },
+        { dip: "10.10.2.22", host: "198.51.100.6" },
+      ],
+    },
+  ],
+};
+
+function flows(n: number, dport = 80, proto: "tcp" | "udp" = "tcp"): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) =>
+    buildPacket({
+      src: `203.0.113.${10 + (i % 200)}`,
+      dst: "20.20.20.100",
+      proto,
+      sport: 1024 + i,
+      dport,
+    }),
+  );
+}
+
+function decap(p: Uint8Array) {
+  const d = new VxlanPacket();
+  expect(parseVxlan(p, 0, p.length, d)).toBe(VxlanStatus.ok);
+  return {
+    vni: d.vni,
+    host: formatIp(p, d.outerDstOffset, d.outerFamily === 4 ? 4 : 16),
+    srcPort: d.udpSrcPort,
+    inner: p.subarray(d.innerOffset, d.innerOffset + d.innerLength),
+  };
+}
+
+describe("Dataplane (memory port)", () => {
+  it("forwards nothing before a table, then VXLAN to the backend's host after apply", async () => {
+    const dp = await started();
+    expect(dp.appliedVersion).toBe(0);
+    const before = await dp.inject(flows(3));
+    expect([...before.verdicts]).toEqual([Verdict.noTable, Verdict.noTable, Verdict.noTable]);
+    expect(before.outputs).toHaveLength(0);
+
+    const r = await dp.apply(lab);
+    expect(r.version).toBe(1);
+    expect(r.vips).toEqual(["20.20.20.100"]);
+    expect(dp.appliedVersion).toBe(1);
+
+    const packets = flows(200);
+    const out = await dp.inject(packets);
+    expect(out.version).toBe(1);
+    expect(out.outputs).toHaveLength(200);
+    const hosts = new Set<string>();
+    const ports = new Set<number>();
+    for (const [i, o] of out.outputs.entries()) {
+      const d = decap(o);
+      expect(d.vni).toBe(100);
+      hosts.add(d.host);
+      ports.add(d.srcPort);
+      // Inner packet intact but for the router's TTL decrement (and IPv4 checksum).
+      const sent = packets[i]!;
+      expect(d.inner.length).toBe(sent.length);
+      expect(d.inner[8]).toBe(sent[8]! - 1);
+      expect([...d.inner.subarray(12)]).toEqual([...sent.subarray(12)]);
+    }
+    expect([...hosts].sort()).toEqual(["198.51.100.2", "198.51.100.6"]);
+    // RFC 7348 §5: the outer source port carries flow entropy.
+    expect(ports.size).toBeGreaterThan(150);
+  });
+
+  it("counts per VIP, per backend, drops by reason, connection table and batches", async () => {
+    const dp = await started();
+    await dp.apply(lab);
+    const good = flows(100);
+    const truncated = good[0]!.subarray(0, 30); // cut inside the TCP header
+    const noService = flows(1, 81)[0]!;
+    const badVersion = new Uint8Array(40).fill(0x55);
+    await dp.inject([...good, truncated, noService, badVersion]);
+    const c = await dp.counters();
+    expect(c.tableVersion).toBe(1);
+    expect(c.forwarded).toBe(100);
+    expect(c.vips).toEqual([{ vip: "20.20.20.100", packets: 100, bytes: 100 * good[0]!.length }]);
+    expect(c.backends.map((b) => b.packets).reduce((a, b) => a + b, 0)).toBe(100);
+    expect(c.backends.every((b) => b.packets > 0)).toBe(true);
+    expect(c.drops.truncated).toBe(1);
+    expect(c.drops.noService).toBe(1);
+    expect(c.drops.badVersion).toBe(1);
+    expect(c.conn.size).toBe(100);
+    expect(c.io.rxPackets).toBe(103);
+    expect(c.io.txPackets).toBe(100);
+    expect(c.io.batches).toBeGreaterThanOrEqual(2); // 103 packets, 64 per batch
+    expect(c.io.maxBatch).toBe(64);
+    expect(c.io.batchLatencyUs.reduce((a, b) => a + b, 0)).toBe(c.io.batches);
+  });
+
+  it("hands tables over atomically and in version order while packets flow", async () => {
+    const dp = await started({ batchSize: 8 });
+    await dp.apply(versioned(1));
+    const seen: number[] = [];
+    let stop = false;
+    // Inject continuously while 40 new versions are applied.
+    const traffic = (async () => {
+      let i = 0;
+      while (!stop) {
+        const out = await dp.inject(flows(32, i++ % 2 === 0 ? 80 : 53, i % 2 ? "tcp" : "udp"));
+        for (const o of out.outputs) {
+          const d = decap(o);
+          // Host and VNI of one packet always come from the same version of the table.
+          expect(d.host).toBe(`10.0.${d.vni}.1`);
+          seen.push(d.vni);
+        }
+      }
+    })();
+    for (let v = 2; v <= 41; v++) {
+      const r = await dp.apply(versioned(v, 1 + (v % 5)));
+      expect(r.version).toBe(v);
+      expect(dp.appliedVersion).toBe(v);
+    }
+    stop = true;
+    await traffic;
+    expect(seen.length).toBeGreaterThan(0);
+    // Versions observed by consecutive batches never go back.
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+    const last = await dp.inject(flows(4));
+    expect(last.version).toBe(41);
+    expect(last.outputs.map((o) => decap(o).vni)).toEqual([41, 41, 41, 41]);
+  });
+
+  it("refuses an invalid model or one the forwarder cannot serve; the running table stays", async () => {
+    const dp = await started();
+    await dp.apply(lab);
+    const bad: ServiceModel = {
+      services: [{ ...lab.services[0]!, vni: 1 << 25, backends: [{ dip: "x", host: "y" }] }],
+    };
+    await expect(dp.apply(bad)).rejects.toThrow(DataplaneError);
+    await expect(dp.apply(bad)).rejects.toThrow(/vni.*not a 24-bit integer/);
+    // An IPv6 host with no localV6: the worker refuses the snapshot.
+    const v6host: ServiceModel = {
+      services: [
+        { ...lab.services[0]!, backends: [{ dip: "10.10.1.11", host: "2001:db8:100:1::2" }] },
+      ],
+    };
+    await expect(dp.apply(v6host)).rejects.toThrow(/IPv6 and localV6 is not set/);
+    expect(dp.appliedVersion).toBe(1);
+    const out = await dp.inject(flows(10));
+    expect(out.version).toBe(1);
+    expect(out.outputs).toHaveLength(10);
+    // And the next good table gets the next version.
+    const r = await dp.apply(versioned(7));
+    expect(dp.appliedVersion).toBe(r.version);
+  });
+
+  it("draining keeps existing flows, down moves them", async () => {
+    const dp = await started();
+    await dp.apply(lab);
+    const packets = flows(64);
+    const first = (await dp.inject(packets)).outputs.map((o) => decap(o).host);
+    const drained: ServiceModel = {
+      services: [
+        {
+          ...lab.services[0]!,
+          backends: lab.services[0]!.backends.map((b) =>
+            b.host === "198.51.100.6" ? { ...b, state: "draining" as const } : b,
+          ),
+        },
+      ],
+    };
+    await dp.apply(drained);
+    expect((await dp.inject(packets)).outputs.map((o) => decap(o).host)).toEqual(first);
+    const down: ServiceModel = {
+      services: [
+        {
+          ...lab.services[0]!,
+          backends: lab.services[0]!.backends.map((b) =>
+            b.host === "198.51.100.6" ? { ...b, state: "down" as const } : b,
+          ),
+        },
+      ],
+    };
+    await dp.apply(down);
+    const after = (await dp.inject(packets)).outputs.map((o) => decap(o).host);
+    expect(new Set(after)).toEqual(new Set(["198.51.100.2"]));
+    expect((await dp.counters()).conn.rehashed).toBe(
+      first.filter((h) => h !== "198.51.100.2").length,
+    );
+  });
+
+  it("heartbeat advances; the stall switch freezes it and the worker answers nothing", async () => {
+    const dp = await started();
+    const h0 = dp.heartbeat;
+    expect(h0.running).toBe(true);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(dp.heartbeat.aliveAt).toBeGreaterThan(h0.aliveAt);
+    expect(dp.heartbeat.ageMs).toBeLessThan(200);
+
+    dp.faultStall(true);
+    await new Promise((r) => setTimeout(r, 60)); // the worker reaches its next tick and blocks
+    const frozen = dp.heartbeat.aliveAt;
+    await expect(dp.counters(300)).rejects.toThrow(/did not answer/);
+    expect(dp.heartbeat.aliveAt).toBe(frozen);
+    expect(dp.heartbeat.ageMs).toBeGreaterThanOrEqual(300);
+
+    dp.faultStall(false);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(dp.heartbeat.ageMs).toBeLessThan(100);
+    await dp.apply(lab);
+    expect((await dp.inject(flows(5))).outputs).toHaveLength(5);
+  });
+
+  it("stop is idempotent and ends the worker; later calls reject", async () => {
+    const dp = await started();
+    await dp.apply(lab);
+    await Promise.all([dp.stop(), dp.stop()]);
+    expect(dp.heartbeat.running).toBe(false);
+    await expect(dp.apply(lab)).rejects.toThrow(/not running/);
+    await expect(dp.counters()).rejects.toThrow(/not running/);
+  });
+
+  it("a device engine that cannot open reports why and leaves nothing running", async () => {
+    // No root or no such interface: the AF_PACKET port fails in the worker's start.
+    const dp = new Dataplane({ io: { kind: "packet", interface: "no-such-if0" } });
+    await expect(dp.start()).rejects.toThrow(/failed to start/);
+    expect(dp.heartbeat.running).toBe(false);
+  });
+});
