@@ -1,0 +1,484 @@
+// The host agent in the canonical lab, with this test standing in for the MUX (the MUX
+// dataplane is built separately):
+//
+//   client ── edge ── mux1 (stand-in MUX) ══VXLAN══► host1 (vipmux host-agent) ─br0─ vm11, vm12
+//      ▲        ▲                                       │
+//      └────────┴──────── DSR: replies from the VIP ────┘
+//
+// - hand-built packets: mux1 encapsulates inner UDP / TCP SYN packets with the project's
+//   codec (src/packet) and sends them to host1's PA; the client (whose address is the
+//   inner source) receives the backend's answer from the VIP, and captures show the reply
+//   leaving host1 towards the edge and never crossing mux1;
+// - real connections: mux1's kernel VXLAN devices play the MUX for client TCP connections
+//   (edge routes the VIP to mux1, mux1 encapsulates to host1), so a long-lived flow can be
+//   watched across agent restarts and service changes.
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import { canonicalTopology, isRoot, repoRoot } from "./helpers.ts";
+
+const NODE = process.execPath;
+const FIX = `${repoRoot}test/fixtures/hostagent-lab`;
+const HOST1_PA = "198.51.100.2";
+const INNER_MAC = "02:76:6d:78:00:01";
+const VIP = "20.20.20.100";
+const VIP6 = "2001:db8:f::100";
+const CLIENT = "203.0.113.10";
+const CLIENT6 = "2001:db8:c::10";
+
+interface Listen {
+  received: { from: string; data: string }[];
+}
+
+describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical lab", () => {
+  let lab: TestLab;
+  let agent: ChildProcess | undefined;
+  let agentRuns = 0;
+  let config = "";
+
+  const logOf = (name: string) => {
+    const f = join(lab.plan.dir, `${name}.log`);
+    return existsSync(f) ? readFileSync(f, "utf8") : "";
+  };
+  const jsonLines = <T>(name: string): T[] =>
+    logOf(name)
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as T);
+
+  async function startAgent(): Promise<string> {
+    const name = `agent-${++agentRuns}`;
+    agent = lab.spawn("host1", ["vipmux", "host-agent", "--config", config], name);
+    return pollUntil(
+      async () => {
+        const m = /reconciled \(start\): .*/.exec(logOf(name));
+        return m?.[0];
+      },
+      { timeoutMs: 20_000, what: `${name} to reconcile` },
+    );
+  }
+
+  async function stopAgent(): Promise<void> {
+    const a = agent;
+    if (!a || a.exitCode !== null) return;
+    const exited = new Promise((r) => a.once("exit", r));
+    a.kill("SIGTERM");
+    await exited;
+  }
+
+  /** Sends hand-built VXLAN packets from mux1 to host1's PA. */
+  async function muxSend(vni: number, packets: object[]): Promise<void> {
+    const spec = { host: HOST1_PA, vni, innerMac: INNER_MAC, packets };
+    await lab.must("mux1", [NODE, `${FIX}/mux-send.ts`, JSON.stringify(spec)]);
+  }
+
+  /** Starts a capture in a node; resolves once tcpdump is listening. */
+  async function capture(node: string, iface: string, filter: string, name: string) {
+    lab.spawn(node, ["timeout", "15", "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter], name);
+    await pollUntil(async () => logOf(name).includes("listening on"), {
+      timeoutMs: 10_000,
+      what: `tcpdump ${name}`,
+    });
+  }
+
+  async function udpListen(addr: string, port: number, name: string, timeoutMs = 8000) {
+    lab.spawn(
+      "client",
+      [NODE, `${FIX}/client.ts`, "udp-listen", addr, String(port), "1", String(timeoutMs)],
+      name,
+    );
+    await pollUntil(async () => logOf(name).includes("listening"), {
+      timeoutMs: 10_000,
+      what: `client listener ${name}`,
+    });
+  }
+
+  const received = (name: string) =>
+    pollUntil(async () => jsonLines<Listen>(name).find((l) => l.received)?.received, {
+      timeoutMs: 12_000,
+      what: `result of ${name}`,
+    });
+
+  const tableHandle = async (name: string) => {
+    const out = await lab.exec("host1", ["nft", "-a", "list", "table", "inet", name]);
+    return out.code === 0 ? /# handle (\d+)/.exec(out.stdout)?.[1] : undefined;
+  };
+  const links = async () =>
+    (
+      JSON.parse(await lab.must("host1", ["ip", "-j", "-d", "link", "show"])) as {
+        ifname: string;
+        ifindex: number;
+        address: string;
+        linkinfo?: { info_kind: string; info_data?: { id: number; local?: string; port: number } };
+      }[]
+    ).filter((l) => l.ifname.startsWith("vmx-"));
+  const conntrack = async () =>
+    (await lab.must("host1", ["cat", "/proc/net/nf_conntrack"])).split("\n").filter(Boolean);
+
+  beforeAll(async () => {
+    lab = await startLab(canonicalTopology, "ha");
+    config = join(lab.plan.dir, "host1.yml");
+    writeFileSync(config, readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8"));
+    for (const vm of ["vm11", "vm12"])
+      lab.spawn(vm, [NODE, `${FIX}/backend.ts`, vm, "tcp:8080", "udp:7007"], `backend-${vm}`);
+    await pollUntil(
+      async () =>
+        logOf("backend-vm11").includes("listening") && logOf("backend-vm12").includes("listening"),
+      { timeoutMs: 15_000, what: "backends" },
+    );
+  });
+
+  afterAll(async () => {
+    await lab?.down();
+  });
+
+  it("programs one VXLAN device per VNI, per-service nftables tables and rp_filter off", async () => {
+    const line = await startAgent();
+    expect(line).toMatch(/2 services, 2 VXLAN devices, [1-9]\d* changes/);
+    const l = await links();
+    expect(
+      l.map((x) => [
+        x.ifname,
+        x.address,
+        x.linkinfo?.info_kind,
+        x.linkinfo?.info_data?.id,
+        x.linkinfo?.info_data?.local,
+        x.linkinfo?.info_data?.port,
+      ]),
+    ).toEqual([
+      ["vmx-100", INNER_MAC, "vxlan", 100, HOST1_PA, 4789],
+      ["vmx-101", INNER_MAC, "vxlan", 101, HOST1_PA, 4789],
+    ]);
+    expect(
+      (await lab.must("host1", ["cat", "/proc/sys/net/ipv4/conf/vmx-100/rp_filter"])).trim(),
+    ).toBe("0");
+    const nft = await lab.must("host1", ["nft", "list", "tables"]);
+    expect(
+      nft
+        .split("\n")
+        .filter((t) => t.includes("vipmux"))
+        .sort(),
+    ).toEqual(["table inet vipmux-svc-web", "table inet vipmux-svc-web6"]);
+  });
+
+  it("IPv4 UDP: a VXLAN datagram to VIP:7 is DNATed to a DIP:7007; the answer comes from the VIP, straight from host1", async () => {
+    await udpListen(CLIENT, 40007, "udp4-client");
+    await capture("host1", "eth1", `udp and src host ${VIP} and src port 7`, "udp4-host1");
+    await capture("mux1", "eth1", `src host ${VIP}`, "udp4-mux1");
+    await muxSend(100, [
+      { src: CLIENT, dst: VIP, proto: "udp", sport: 40007, dport: 7, payload: "hello4" },
+    ]);
+    const got = await received("udp4-client");
+    expect(got).toHaveLength(1);
+    expect(got[0]!.from).toBe(`${VIP}:7`);
+    // The backend saw its own DIP and port (DNAT) and the client's address (no SNAT).
+    expect(got[0]!.data).toMatch(
+      /^vm1[12] local=0\.0\.0\.0:7007 remote=203\.0\.113\.10:40007 hello4$/,
+    );
+    await pollUntil(async () => logOf("udp4-host1").includes(`${VIP}.7 > ${CLIENT}.40007: UDP`), {
+      timeoutMs: 5_000,
+      what: "the reply on host1's uplink",
+    });
+    // DSR: nothing from the VIP ever crosses the MUX.
+    expect(logOf("udp4-mux1")).not.toContain(`${VIP}.`);
+  });
+
+  it("IPv4 TCP: a VXLAN SYN reaches a DIP:8080; its SYN-ACK leaves host1 from VIP:80, conntrack holds the NAT", async () => {
+    await capture("host1", "eth1", `tcp and src host ${VIP} and src port 80`, "syn4-host1");
+    await muxSend(100, [
+      { src: CLIENT, dst: VIP, proto: "tcp", sport: 40080, dport: 80, flags: 0x02 },
+    ]);
+    await pollUntil(
+      async () =>
+        /20\.20\.20\.100\.80 > 203\.0\.113\.10\.40080: Flags \[S\.\]/.test(logOf("syn4-host1")),
+      {
+        timeoutMs: 8_000,
+        what: "SYN-ACK from the VIP on host1's uplink",
+      },
+    );
+    const ct = (await conntrack()).filter((l) => l.includes("dport=40080"));
+    expect(ct.length).toBe(1);
+    expect(ct[0]).toMatch(
+      /src=203\.0\.113\.10 dst=20\.20\.20\.100 sport=40080 dport=80 .*src=10\.10\.1\.1[12] dst=203\.0\.113\.10 sport=8080 dport=40080/,
+    );
+  });
+
+  it("IPv6 over an IPv4 underlay: VNI 101, DNAT to [DIP]:7007, answer from the IPv6 VIP", async () => {
+    await udpListen(CLIENT6, 40007, "udp6-client");
+    await muxSend(101, [
+      { src: CLIENT6, dst: VIP6, proto: "udp", sport: 40007, dport: 7, payload: "hello6" },
+    ]);
+    const got = await received("udp6-client");
+    expect(got[0]?.from).toBe(`${VIP6}:7`);
+    expect(got[0]?.data).toMatch(/^vm1[12] local=:::7007 remote=2001:db8:c::10:40007 hello6$/);
+  });
+
+  it("a VIP arriving on another service's VNI matches nothing", async () => {
+    await udpListen(CLIENT, 40008, "wrong-vni-client", 2500);
+    await muxSend(101, [
+      { src: CLIENT, dst: VIP, proto: "udp", sport: 40008, dport: 7, payload: "x" },
+    ]);
+    expect(await received("wrong-vni-client")).toEqual([]);
+  });
+
+  describe("real TCP connections through a stand-in MUX (mux1's kernel VXLAN)", () => {
+    beforeAll(async () => {
+      // mux1 forwards the VIPs into VXLAN towards host1, like the MUX will (inner
+      // destination MAC = the host's VXLAN MAC); the edge routes the VIPs to mux1.
+      const m = (argv: string[]) => lab.must("mux1", argv);
+      await m(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+      for (const [dev, vni] of [
+        ["mx100", "100"],
+        ["mx101", "101"],
+      ] as const) {
+        await m([
+          "ip",
+          "link",
+          "add",
+          dev,
+          "type",
+          "vxlan",
+          "id",
+          vni,
+          "local",
+          "192.0.2.2",
+          "dstport",
+          "4789",
+          "nolearning",
+        ]);
+        await m(["ip", "link", "set", dev, "address", "02:76:6d:78:00:aa", "up"]);
+        await m(["bridge", "fdb", "append", INNER_MAC, "dev", dev, "dst", HOST1_PA]);
+      }
+      await m([
+        "ip",
+        "neigh",
+        "add",
+        "169.254.100.1",
+        "lladdr",
+        INNER_MAC,
+        "dev",
+        "mx100",
+        "nud",
+        "permanent",
+      ]);
+      await m([
+        "ip",
+        "route",
+        "add",
+        `${VIP}/32`,
+        "via",
+        "169.254.100.1",
+        "dev",
+        "mx100",
+        "onlink",
+      ]);
+      await m([
+        "ip",
+        "-6",
+        "neigh",
+        "add",
+        "fe80::1",
+        "lladdr",
+        INNER_MAC,
+        "dev",
+        "mx101",
+        "nud",
+        "permanent",
+      ]);
+      await m(["ip", "-6", "route", "add", `${VIP6}/128`, "via", "fe80::1", "dev", "mx101"]);
+      await lab.must("edge", ["ip", "route", "add", `${VIP}/32`, "via", "192.0.2.2"]);
+      await lab.must("edge", ["ip", "-6", "route", "add", `${VIP6}/128`, "via", "2001:db8:0:1::2"]);
+    });
+
+    const http = async (addr: string) => {
+      const out = await lab.must("client", [NODE, `${FIX}/client.ts`, "http", addr, "80"]);
+      return JSON.parse(out.trim().split("\n").pop()!) as {
+        body?: string;
+        peer?: string;
+        error?: string;
+      };
+    };
+
+    it("HTTP to the IPv4 and IPv6 VIPs: the DIP answers on :8080, the client talks to the VIP", async () => {
+      const r4 = await http(VIP);
+      expect(r4.peer).toBe(`${VIP}:80`);
+      expect(r4.body).toMatch(/^vm1[12] local=10\.10\.1\.1[12]:8080 remote=203\.0\.113\.10:\d+\n$/);
+      const r6 = await http(VIP6);
+      expect(r6.peer).toBe(`${VIP6}:80`);
+      expect(r6.body).toMatch(/^vm1[12] local=fd00:10:1::1[12]:8080 remote=2001:db8:c::10:\d+\n$/);
+    });
+
+    it("many connections spread over both local DIPs (jhash over the 5-tuple)", async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 12 && seen.size < 2; i++)
+        seen.add((await http(VIP)).body?.split(" ")[0] ?? "");
+      expect([...seen].sort()).toEqual(["vm11", "vm12"]);
+    });
+
+    it("idempotent: restart, a second run, a changed and a removed service leave other flows alone", async () => {
+      const stop4 = join(lab.plan.dir, "stop4");
+      const stop6 = join(lab.plan.dir, "stop6");
+      lab.spawn("client", [NODE, `${FIX}/client.ts`, "stream", VIP, "80", stop4], "stream4");
+      lab.spawn("client", [NODE, `${FIX}/client.ts`, "stream", VIP6, "80", stop6], "stream6");
+      await pollUntil(
+        async () =>
+          logOf("stream4").includes("connected") && logOf("stream6").includes("connected"),
+        {
+          timeoutMs: 10_000,
+          what: "long-lived streams",
+        },
+      );
+      const webHandle = await tableHandle("vipmux-svc-web");
+      const web6Handle = await tableHandle("vipmux-svc-web6");
+      const ifindexes = (await links()).map((l) => `${l.ifname}:${l.ifindex}`);
+      const webFlows = async () =>
+        (await conntrack()).filter((l) => l.includes(`dst=${VIP} `) && l.includes("ESTABLISHED"));
+      const before = await webFlows();
+      expect(before.length).toBeGreaterThanOrEqual(1);
+
+      // 1. SIGTERM leaves everything in place; a restarted agent changes nothing.
+      await stopAgent();
+      expect(logOf(`agent-${agentRuns}`)).toContain("leaving the kernel state in place");
+      expect(await tableHandle("vipmux-svc-web")).toBe(webHandle);
+      expect(await startAgent()).toMatch(/ 0 changes /);
+      // 2. A second agent run (--once) also finds nothing to do.
+      const once = await lab.must("host1", ["vipmux", "host-agent", "--config", config, "--once"]);
+      expect(once).toMatch(/reconciled: 0 changes/);
+      expect(await tableHandle("vipmux-svc-web")).toBe(webHandle);
+      expect(await tableHandle("vipmux-svc-web6")).toBe(web6Handle);
+      expect((await links()).map((l) => `${l.ifname}:${l.ifindex}`)).toEqual(ifindexes);
+
+      // 3. Change web6 (a port added) and reload: only web6's table is replaced.
+      const text = readFileSync(config, "utf8");
+      const changed = text.replace(
+        "  - name: web6\n    vip: 2001:db8:f::100\n    ports:\n",
+        "  - name: web6\n    vip: 2001:db8:f::100\n    ports:\n      - { protocol: tcp, port: 81, backend-port: 8080 }\n",
+      );
+      expect(changed).not.toBe(text);
+      writeFileSync(config, changed);
+      agent!.kill("SIGHUP");
+      await pollUntil(
+        async () => /reconciled \(reload\): .* 1 changes/.test(logOf(`agent-${agentRuns}`)),
+        {
+          timeoutMs: 10_000,
+          what: "reload after changing web6",
+        },
+      );
+      expect(await tableHandle("vipmux-svc-web")).toBe(webHandle);
+      expect(await tableHandle("vipmux-svc-web6")).not.toBe(web6Handle);
+      expect((await http(VIP6)).body).toMatch(/^vm1[12] /);
+
+      // 4. Remove web6: its table, its device and its conntrack entries go; web keeps all.
+      // /proc/net/nf_conntrack writes IPv6 addresses in full.
+      const v6flows = async () =>
+        (await conntrack()).filter((l) =>
+          l.includes("dst=2001:0db8:000f:0000:0000:0000:0000:0100 "),
+        );
+      expect((await v6flows()).length).toBeGreaterThanOrEqual(1);
+      writeFileSync(stop6, "");
+      await pollUntil(
+        async () => jsonLines<{ sent?: number }>("stream6").find((l) => l.sent !== undefined),
+        {
+          timeoutMs: 10_000,
+          what: "the IPv6 stream to finish",
+        },
+      );
+      writeFileSync(config, text.slice(0, text.indexOf("  - name: web6")));
+      agent!.kill("SIGHUP");
+      await pollUntil(
+        async () =>
+          /reconciled \(reload\): 1 services, 1 VXLAN devices/.test(logOf(`agent-${agentRuns}`)),
+        {
+          timeoutMs: 10_000,
+          what: "reload after removing web6",
+        },
+      );
+      expect(await tableHandle("vipmux-svc-web6")).toBeUndefined();
+      expect(await tableHandle("vipmux-svc-web")).toBe(webHandle);
+      expect((await links()).map((l) => l.ifname)).toEqual(["vmx-100"]);
+      expect(await v6flows()).toEqual([]);
+      expect(logOf(`agent-${agentRuns}`)).toMatch(/deleted [1-9]\d* conntrack entries/);
+      // web's conntrack entries are the same ones (same tuples), untouched.
+      const after = await webFlows();
+      const tuple = (l: string) => /src=\S+ dst=\S+ sport=\d+ dport=\d+/.exec(l)?.[0];
+      expect(after.map(tuple)).toEqual(expect.arrayContaining(before.map(tuple)));
+
+      // The IPv4 stream lived through all of it without a lost or reordered line.
+      writeFileSync(stop4, "");
+      const r4 = await pollUntil(
+        async () =>
+          jsonLines<{ sent?: number; received: number; errors: string[] }>("stream4").find(
+            (l) => l.sent !== undefined,
+          ),
+        { timeoutMs: 10_000, what: "the IPv4 stream to finish" },
+      );
+      expect(r4.errors).toEqual([]);
+      expect(r4.sent).toBeGreaterThan(20);
+      expect(r4.received).toBe(r4.sent);
+      const r6 = jsonLines<{ sent?: number; received: number; errors: string[] }>("stream6").find(
+        (l) => l.sent !== undefined,
+      )!;
+      expect(r6.errors).toEqual([]);
+      expect(r6.received).toBe(r6.sent);
+    });
+  });
+
+  it("floating IP: no NAT; the VIP is routed to the DIP, which owns it and answers from it", async () => {
+    const text = readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8");
+    writeFileSync(
+      config,
+      `${text}
+  - name: dns
+    vip: 20.20.20.101
+    ports: [ { protocol: udp, port: 53 } ]
+    vni: 100
+    health: { type: udp, port: 53, send: ping }
+    backends:
+      - { dip: 10.10.1.12, host: 198.51.100.2, floating-ip: true }
+      - { dip: 10.10.2.22, host: 198.51.100.6, floating-ip: true }
+`,
+    );
+    agent!.kill("SIGHUP");
+    await pollUntil(
+      async () => /reconciled \(reload\): 3 services/.test(logOf(`agent-${agentRuns}`)),
+      {
+        timeoutMs: 10_000,
+        what: "reload with the floating-IP service",
+      },
+    );
+    // The backend's own business: the VIP on its loopback, a server bound to it.
+    await lab.must("vm12", ["ip", "addr", "add", "20.20.20.101/32", "dev", "lo"]);
+    lab.spawn("vm12", [NODE, `${FIX}/backend.ts`, "vm12f", "udp:53@20.20.20.101"], "backend-vm12f");
+    await pollUntil(async () => logOf("backend-vm12f").includes("listening"), {
+      timeoutMs: 10_000,
+      what: "floating backend",
+    });
+    expect(await lab.must("host1", ["ip", "rule", "show"])).toMatch(
+      /4789:\s+from all to 20\.20\.20\.101 iif vmx-100 lookup 4789 proto 247/,
+    );
+    expect(await lab.must("host1", ["ip", "route", "show", "table", "4789"])).toMatch(
+      /^20\.20\.20\.101 via 10\.10\.1\.12 dev br0 proto 247/,
+    );
+    await udpListen(CLIENT, 40053, "float-client");
+    await muxSend(100, [
+      { src: CLIENT, dst: "20.20.20.101", proto: "udp", sport: 40053, dport: 53, payload: "q" },
+    ]);
+    const got = await received("float-client");
+    expect(got).toEqual([
+      { from: "20.20.20.101:53", data: "vm12f local=20.20.20.101:53 remote=203.0.113.10:40053 q" },
+    ]);
+  });
+
+  it("cleanup removes every device, table, rule and route the agent made", async () => {
+    await stopAgent();
+    await lab.must("host1", ["vipmux", "host-agent", "cleanup"]);
+    expect(await links()).toEqual([]);
+    expect((await lab.must("host1", ["nft", "list", "tables"])).includes("vipmux")).toBe(false);
+    expect(await lab.must("host1", ["ip", "rule", "show"])).not.toContain("proto 247");
+    expect(await lab.must("host1", ["ip", "route", "show", "table", "all"])).not.toContain(
+      "proto 247",
+    );
+  });
+});
