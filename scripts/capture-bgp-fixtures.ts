@@ -116,23 +116,38 @@ for (const [key, flow] of flows) {
   entry.flows.push(flow);
   connections.set(conn, entry);
 }
-const best = [...connections.values()].sort((x, y) => y.bytes - x.bytes)[0];
-if (!best) throw new Error("no complete BGP connection in the capture");
-for (const flow of best.flows) {
-  const from = nameOf.get(flow.src)!;
-  const to = nameOf.get(flow.dst)!;
-  const stream = reassemble(flow);
+const ranked = [...connections.values()].sort((x, y) => y.bytes - x.bytes);
+if (ranked.length === 0) throw new Error("no complete BGP connection in the capture");
+
+function messagesOf(flow: Flow, from: string, to: string): string[] {
   const framer = new Framer(65535);
-  framer.push(stream);
-  const lines = [
-    `# BGP messages sent by ${from} to ${to}, one per line (hex). Captured by scripts/capture-bgp-fixtures.sh; ${versions ?? ""}`,
-  ];
+  framer.push(reassemble(flow));
+  const out: string[] = [];
   for (let f = framer.next(); f; f = framer.next()) {
     if (!f.ok) throw new Error(`${from} -> ${to}: ${f.error.reason}`);
-    lines.push(Buffer.from(f.value.message).toString("hex"));
+    out.push(Buffer.from(f.value.message).toString("hex"));
   }
-  if (framer.buffered !== 0) throw new Error(`${from} -> ${to}: ${framer.buffered} trailing bytes`);
-  const file = join(outDir, `${from}-to-${to}.hex`);
+  // A connection cut mid-message (killed peer) keeps its complete messages only.
+  return out;
+}
+
+// The busiest connection goes to `<from>-to-<to>.hex`; any other complete connection (an
+// earlier one that a peer closed, or a collision loser) to `<from>-to-<to>.extra.hex`.
+const files = new Map<string, string[]>();
+ranked.forEach((conn, rank) => {
+  for (const flow of conn.flows) {
+    const from = nameOf.get(flow.src)!;
+    const to = nameOf.get(flow.dst)!;
+    const file = join(outDir, `${from}-to-${to}${rank === 0 ? "" : ".extra"}.hex`);
+    const lines = files.get(file) ?? [
+      `# BGP messages sent by ${from} to ${to}, one per line (hex). Captured by scripts/capture-bgp-fixtures.sh; ${versions ?? ""}`,
+    ];
+    if (rank > 0) lines.push(`# connection ${rank}`);
+    lines.push(...messagesOf(flow, from, to));
+    files.set(file, lines);
+  }
+});
+for (const [file, lines] of files) {
   writeFileSync(file, `${lines.join("\n")}\n`);
-  console.log(`${file}: ${lines.length - 1} messages`);
+  console.log(`${file}: ${lines.filter((l) => !l.startsWith("#")).length} messages`);
 }

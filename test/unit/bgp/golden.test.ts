@@ -224,6 +224,33 @@ describe("FRR 8.4 (AS 4200000001) and ExaBGP 4.2 (AS 65004, 2-octet AS only)", (
     expect(n).toMatchObject({ code: 6, subcode: 2, communication: "vmxcap maintenance ✓" });
   });
 
+  it("FRR's ROUTE-REFRESH (an earlier connection that ExaBGP closed after it)", () => {
+    const ctx = s.ctx("frr");
+    const extra = load("frr-to-exabgp.extra");
+    const rr = extra
+      .map((b) => decodeMessage(b, ctx))
+      .filter((r) => r.ok && r.value.type === "route-refresh");
+    expect(rr.map((r) => r.ok && r.value)).toEqual([
+      { type: "route-refresh", afi: 1, safi: 1, subtype: 0 },
+    ]);
+    for (const name of ["frr-to-exabgp.extra", "exabgp-to-frr.extra"]) {
+      for (const bytes of load(name)) {
+        const r = decodeMessage(bytes, ctx);
+        if (!r.ok) throw new Error(`${name}: ${r.error.reason}`);
+        const re =
+          r.value.type === "update"
+            ? encodeUpdate(r.value, ctx)
+            : encodeMessage(r.value as never, ctx);
+        expect(Buffer.from(re).toString("hex")).toBe(Buffer.from(bytes).toString("hex"));
+      }
+    }
+  });
+
+  it("ExaBGP answers FRR's Cease with a Message Header Error NOTIFICATION", () => {
+    const msgs = decodeAll(s, "exabgp");
+    expect(msgs[msgs.length - 1]).toMatchObject({ type: "notification", code: 1, subcode: 0 });
+  });
+
   it("every message re-encodes byte for byte, canonical ones also without the captured layout", () => {
     // FRR always sets Extended Length on AS_PATH and MP_REACH_NLRI, so none of its
     // UPDATEs is canonical; ExaBGP's IPv4 UPDATEs and its IPv4 End-of-RIB are.
