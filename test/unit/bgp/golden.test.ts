@@ -340,9 +340,77 @@ describe("BIRD 2.0 (AS 65003) and GoBGP 3.10 (AS 4200000002)", () => {
   });
 });
 
+describe("FRR 8.4 (AS 65011) and BIRD 2.0 (AS 65013): enhanced route refresh (RFC 7313)", () => {
+  const s = session("frr2", "bird2");
+  const refreshes = (sender: string) =>
+    decodeAll(s, sender)
+      .filter((m) => m.type === "route-refresh")
+      .map((m) => (m.type === "route-refresh" ? [m.afi, m.safi, m.subtype] : []));
+
+  it("both advertise enhanced route refresh", () => {
+    const n = negotiate(s.opens["frr2"]!, s.opens["bird2"]!);
+    expect([n.routeRefresh, n.enhancedRouteRefresh, n.rx.as4]).toEqual([true, true, true]);
+  });
+
+  it("FRR asks for IPv4, then answers BIRD's requests with BoRR ... EoRR per family", () => {
+    expect(refreshes("frr2")).toEqual([
+      [1, 1, 0],
+      [1, 1, 1],
+      [2, 1, 1],
+      [1, 1, 2],
+      [2, 1, 2],
+    ]);
+    // The IPv4 routes are re-sent between the IPv4 BoRR and EoRR.
+    const msgs = decodeAll(s, "frr2");
+    const borr = msgs.findIndex(
+      (m) => m.type === "route-refresh" && m.afi === 1 && m.subtype === 1,
+    );
+    const eorr = msgs.findIndex(
+      (m) => m.type === "route-refresh" && m.afi === 1 && m.subtype === 2,
+    );
+    const between = updates(msgs.slice(borr, eorr)).flatMap((u) => prefixesToStrings(u.nlri));
+    expect(between.sort()).toEqual(["198.18.3.0/24", "198.51.100.128/25"]);
+  });
+
+  it("BIRD answers FRR's IPv4 request with BoRR, the routes, EoRR, then asks for both families", () => {
+    expect(refreshes("bird2")).toEqual([
+      [1, 1, 1],
+      [1, 1, 2],
+      [1, 1, 0],
+      [2, 1, 0],
+    ]);
+    const u = announcing(decodeAll(s, "bird2"), "198.18.3.0/24");
+    expect(communities(u.attrs)).toEqual(["65013:100"]);
+    expect(u.attrs.largeCommunities).toEqual([[65013, 1, 1]]);
+  });
+
+  it("FRR sends End-of-RIB for both families on this session", () => {
+    expect(
+      updates(decodeAll(s, "frr2"))
+        .map((m) => m.endOfRib)
+        .filter(Boolean),
+    ).toEqual([
+      { afi: 1, safi: 1 },
+      { afi: 2, safi: 1 },
+    ]);
+  });
+
+  it("every message re-encodes byte for byte", () => {
+    expectExactReencode(s, "frr2");
+    expectExactReencode(s, "bird2");
+  });
+});
+
 describe("framing real streams", () => {
   it("splits each captured stream back into the same messages under any chunking", () => {
-    for (const name of ["frr-to-exabgp", "exabgp-to-frr", "bird-to-gobgp", "gobgp-to-bird"]) {
+    for (const name of [
+      "frr-to-exabgp",
+      "exabgp-to-frr",
+      "bird-to-gobgp",
+      "gobgp-to-bird",
+      "frr2-to-bird2",
+      "bird2-to-frr2",
+    ]) {
       const msgs = load(name);
       const stream = Buffer.concat(msgs);
       for (const chunk of [1, 7, 19, 100, 4096]) {
