@@ -36,6 +36,8 @@
 
 // Largest batch one call handles (bounds the stack arrays below).
 #define PIO_MAX_BATCH 256
+// Transmit queue of the TUN device (kernel → reader), in packets.
+#define PIO_TUN_QLEN 2048
 
 #define PIO_CHECK(env, call)                                                                \
   do {                                                                                      \
@@ -93,6 +95,10 @@ static int pio_link_up(const char* name, int mtu, int up) {
   if (mtu > 0) {
     ifr.ifr_mtu = mtu;
     if (ioctl(s, SIOCSIFMTU, &ifr) != 0) err = errno;
+    // A TUN device queues 500 packets by default: a few ms at 100 kpps. Room for one
+    // scheduling hiccup of the reader without dropping.
+    ifr.ifr_qlen = PIO_TUN_QLEN;
+    if (!err && ioctl(s, SIOCSIFTXQLEN, &ifr) != 0) err = errno;
   }
   if (up && !err && ioctl(s, SIOCGIFFLAGS, &ifr) != 0) err = errno;
   if (up && !err) {
@@ -208,6 +214,9 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return pio_throw_errno(env, "socket(AF_PACKET)", errno);
   if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  // Our own VXLAN output leaves through this interface too: do not copy it back to us.
+  int one = 1;
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
