@@ -1,4 +1,19 @@
-// Public API of the BGP wire codec: pure functions and types, no I/O.
+// Public API of the BGP wire codec: pure functions and types, no I/O. Bytes in give typed
+// values or typed errors (a SessionReset carrying the exact NOTIFICATION, or per-attribute
+// RFC 7606 issues); values in give bytes. Module map:
+//   framer.ts        stream reassembly and RFC 4271 §6.1 header checks
+//   message.ts       decodeFrame / decodeMessage / encodeMessage over every message type
+//   open.ts          OPEN, RFC 9072 extended parameters, negotiate() -> codec contexts
+//   capabilities.ts  RFC 5492 capabilities (unknown ones kept)
+//   update.ts        UPDATE decode (RFC 7606) and encode, End-of-RIB, routeChanges()
+//   attributes.ts    the attribute table and types; attribute-codecs.ts its entries
+//   as-path.ts       AS_PATH segments and RFC 6793 AS4_PATH reconciliation
+//   mp.ts            MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760, RFC 2545, RFC 8950)
+//   nlri.ts          prefix encoding, add-path (RFC 7911)
+//   pack.ts          fewest UPDATEs for a set of prefixes sharing attributes
+//   notification.ts  NOTIFICATION, RFC 9003 shutdown communication
+//   route-refresh.ts ROUTE-REFRESH with RFC 7313 BoRR / EoRR
+//   prefix.ts        compact prefix lists and text helpers
 
 export type { AsPath, AsPathSegment } from "./as-path.ts";
 export { asPathLength, formatAsPath, reconcileAs4Path } from "./as-path.ts";

@@ -48,10 +48,21 @@ export function decodeFrame(frame: Frame, ctx: CodecContext): DecodeResult {
       return { ok: true, value: { type: "notification", ...decodeNotification(frame.body) } };
     case MessageType.Keepalive:
       return { ok: true, value: KEEPALIVE_MESSAGE };
-    default: {
+    case MessageType.RouteRefresh: {
       const r = decodeRouteRefresh(frame.body, frame.message);
       return r.ok ? { ok: true, value: { type: "route-refresh", ...r.value } } : r;
     }
+    default:
+      // Only reachable with a hand-made frame: the framer already rejects unknown types.
+      return {
+        ok: false,
+        error: sessionReset(
+          ErrorCode.MessageHeader,
+          HeaderSubcode.BadMessageType,
+          `unknown message type ${frame.type}`,
+          Uint8Array.of(frame.type & 0xff),
+        ),
+      };
   }
 }
 
