@@ -48,13 +48,20 @@ export const hostAgentConfigSchema = z
       "route-table": routeTable
         .default(4789)
         .describe("routing table of the agent's routes (floating IP, DSR gateway)"),
+      "dsr-mark": z
+        .number()
+        .int()
+        .min(1)
+        .max(4_294_967_295)
+        .default(0x10000000)
+        .describe("mark bits of DSR replies when a gateway is set (conntrack and packet mark)"),
       "rule-priority": z
         .number()
         .int()
         .min(1)
-        .max(32_765)
+        .max(32_764)
         .default(4789)
-        .describe("priority of the agent's policy rules (below main's 32766)"),
+        .describe("priority of the agent's policy rules (it uses this and the next; main is 32766)"),
     }),
     reconcile: z
       .strictObject({

@@ -5,7 +5,7 @@
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import { type Action, describeAction, diff } from "./diff.ts";
 import { Kernel } from "./kernel.ts";
-import { type DesiredState, plan } from "./plan.ts";
+import { type DesiredState, HOST_TABLE, plan } from "./plan.ts";
 
 export type Log = (msg: string) => void;
 
@@ -71,7 +71,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
         const r = await reconcile(kernel, desired, cfg.host["route-table"], log);
         if (r.actions.length > 0 || why !== "timer")
           log(
-            `reconciled (${why}): ${desired.tables.length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
+            `reconciled (${why}): ${desired.tables.filter((t) => t.table !== HOST_TABLE).length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
           );
       } catch (e) {
         failures++;

@@ -89,14 +89,23 @@ export function diff(desired: DesiredState, observed: ObservedState): Action[] {
   const del = observed.tables.filter((t) => !wanted.has(t.name)).map((t) => t.name);
   if (put.length > 0 || del.length > 0) actions.push({ kind: "nft", put, del: del.sort() });
 
-  const routeKey = (r: RouteSpec) => `${r.table} ${r.dst} ${r.via.join(",")}`;
-  const ruleKey = (r: RuleSpec) => `${r.priority} ${r.iif} ${r.dst} ${r.table}`;
-  const obsRoutes = new Set(observed.routes.map(routeKey));
+  const routeKey = (r: RouteSpec) => `${r.table} ${r.dst} ${r.via.join(",")} ${r.dev ?? ""}`;
+  // The kernel reports the output device of every gateway route; compare it only where
+  // the plan names one (host.interface).
+  const withDev = new Set(
+    desired.routes.filter((r) => r.dev !== undefined).map((r) => `${r.table} ${r.dst}`),
+  );
+  const observedRoutes = observed.routes.map((r) => {
+    if (r.dev === undefined || withDev.has(`${r.table} ${r.dst}`)) return r;
+    const { dev: _, ...rest } = r;
+    return rest;
+  });
+  const obsRoutes = new Set(observedRoutes.map(routeKey));
   const obsRules = new Set(observed.rules.map(ruleKey));
   const wantRoutes = new Set(desired.routes.map(routeKey));
   const wantRules = new Set(desired.rules.map(ruleKey));
   // A route whose next hops changed is deleted first (same destination, same table).
-  for (const r of observed.routes)
+  for (const r of observedRoutes)
     if (!wantRoutes.has(routeKey(r))) actions.push({ kind: "route-del", route: r });
   for (const r of desired.routes)
     if (!obsRoutes.has(routeKey(r))) actions.push({ kind: "route-add", route: r });
@@ -119,6 +128,21 @@ export function diff(desired: DesiredState, observed: ObservedState): Action[] {
   return actions;
 }
 
+/** `ip rule` style text of a rule; also its identity in the diff. */
+export function ruleKey(r: RuleSpec): string {
+  const sel = [
+    r.src !== undefined ? `from ${r.src}` : "from all",
+    ...(r.dst !== undefined ? [`to ${r.dst}`] : []),
+    ...(r.iif !== undefined ? [`iif ${r.iif}`] : []),
+    ...(r.fwmark !== undefined
+      ? [`fwmark 0x${r.fwmark.toString(16)}/0x${r.fwmark.toString(16)}`]
+      : []),
+  ];
+  const suppress =
+    r.suppressPrefixlen !== undefined ? ` suppress_prefixlength ${r.suppressPrefixlen}` : "";
+  return `${r.priority}: ipv${r.family} ${sel.join(" ")} lookup ${r.table}${suppress}`;
+}
+
 export const endpointKey = (e: Endpoint) => `${e.protocol} ${e.vip} ${e.first}-${e.last}`;
 
 /** One line per action, for logs and `--dry-run`. */
@@ -137,13 +161,11 @@ export function describeAction(a: Action): string {
     case "nft":
       return `nftables: ${[...a.put.map((t) => `put ${t.table}`), ...a.del.map((t) => `delete ${t}`)].join(", ")}`;
     case "route-add":
-      return `add route ${a.route.dst} via ${a.route.via.join(", ")} table ${a.route.table}`;
     case "route-del":
-      return `delete route ${a.route.dst} via ${a.route.via.join(", ")} table ${a.route.table}`;
+      return `${a.kind === "route-add" ? "add" : "delete"} route ${a.route.dst} via ${a.route.via.join(", ")}${a.route.dev ? ` dev ${a.route.dev}` : ""} table ${a.route.table}`;
     case "rule-add":
-      return `add rule ${a.rule.priority}: iif ${a.rule.iif} to ${a.rule.dst} lookup ${a.rule.table}`;
     case "rule-del":
-      return `delete rule ${a.rule.priority}: iif ${a.rule.iif} to ${a.rule.dst} lookup ${a.rule.table}`;
+      return `${a.kind === "rule-add" ? "add" : "delete"} rule ${ruleKey(a.rule)}`;
     case "conntrack-flush":
       return `delete conntrack entries of ${a.endpoints.map(endpointKey).join(", ")}`;
   }

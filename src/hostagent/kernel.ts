@@ -18,10 +18,10 @@ import {
 import {
   type DesiredState,
   LINK_PREFIX,
+  OWN_TABLE_PREFIX,
   type RequirementSpec,
   type RouteSpec,
   type RuleSpec,
-  TABLE_PREFIX,
   type VxlanLinkSpec,
 } from "./plan.ts";
 
@@ -43,6 +43,11 @@ const toBuffer = (d: Parameters<InstanceType<typeof AttrStream>["emit"]>[0]): Bu
   return Buffer.concat(s.bufs);
 };
 
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
 const addrBuf = (a: string) => Buffer.from(parseIp(a)!);
 const prefixOf = (p: string) => {
   const [a, len] = p.split("/") as [string, string | undefined];
@@ -115,21 +120,33 @@ export class Kernel {
 
   async tables() {
     const r = await must(["nft", "list", "ruleset", "inet"]);
-    return parseNftRuleset(r.stdout, TABLE_PREFIX);
+    return parseNftRuleset(r.stdout, OWN_TABLE_PREFIX);
   }
 
   async routes(table: number): Promise<RouteSpec[]> {
+    const names = new Map<number, string>();
+    for (const l of await this.rt.getLinks())
+      if (l.data.index !== undefined && l.attrs.ifname) names.set(l.data.index, l.attrs.ifname);
     const out: RouteSpec[] = [];
     for (const family of [AF_INET, AF_INET6]) {
       for (const r of await this.rt.getRoutes({ family })) {
         const t = r.attrs.table ?? r.data.table;
-        if (t !== table || Number(r.data.protocol) !== RTPROT_VIPMUX || !r.attrs.dst) continue;
+        if (t !== table || Number(r.data.protocol) !== RTPROT_VIPMUX) continue;
         const via = r.attrs.gateway
           ? [formatIp(r.attrs.gateway)]
           : r.attrs.multipath
             ? parseMultipath(r.attrs.multipath)
             : [];
-        out.push({ dst: `${formatIp(r.attrs.dst)}/${r.data.dstLen}`, table: t, via: via.sort() });
+        const dst = r.attrs.dst ? formatIp(r.attrs.dst) : family === AF_INET6 ? "::" : "0.0.0.0";
+        const dev =
+          r.attrs.oif !== undefined && r.attrs.gateway ? names.get(r.attrs.oif) : undefined;
+        out.push({
+          dst: `${dst}/${r.data.dstLen}`,
+          table: t,
+          via: via.sort(),
+          // Only a route planned with a device is compared by device.
+          ...(dev !== undefined ? { dev } : {}),
+        });
       }
     }
     return out;
@@ -139,12 +156,25 @@ export class Kernel {
     const out: RuleSpec[] = [];
     for (const family of [AF_INET, AF_INET6]) {
       for (const r of await this.rt.getRules({ family })) {
-        if (r.attrs.protocol !== RTPROT_VIPMUX || !r.attrs.dst || !r.attrs.iifname) continue;
+        if (r.attrs.protocol !== RTPROT_VIPMUX) continue;
+        const prefix = (a: Buffer | undefined, len: number | undefined) =>
+          a ? `${formatIp(a)}/${len}` : undefined;
+        const dst = prefix(r.attrs.dst, r.data.dstLen);
+        const src = prefix(r.attrs.src, r.data.srcLen);
         out.push({
           priority: r.attrs.priority ?? 0,
-          iif: r.attrs.iifname,
-          dst: `${formatIp(r.attrs.dst)}/${r.data.dstLen}`,
+          family: family === AF_INET6 ? 6 : 4,
+          ...(r.attrs.iifname !== undefined ? { iif: r.attrs.iifname } : {}),
+          ...(dst !== undefined ? { dst } : {}),
+          ...(src !== undefined ? { src } : {}),
+          ...(r.attrs.fwmark !== undefined ? { fwmark: r.attrs.fwmark } : {}),
           table: r.attrs.table ?? r.data.table ?? 0,
+          // The kernel reports -1 (0xffffffff) for "not set".
+          ...(r.attrs.suppressPrefixlen &&
+          r.attrs.suppressPrefixlen.length >= 4 &&
+          r.attrs.suppressPrefixlen.readInt32LE(0) >= 0
+            ? { suppressPrefixlen: r.attrs.suppressPrefixlen.readInt32LE(0) }
+            : {}),
         });
       }
     }
@@ -189,9 +219,11 @@ export class Kernel {
           scope: "UNIVERSE",
           type: "UNICAST",
         };
+        const oif = a.route.dev === undefined ? undefined : await this.ifindex(a.route.dev);
         const attrs = {
-          dst: addrBuf(addr),
+          ...(len > 0 ? { dst: addrBuf(addr) } : {}),
           table: a.route.table,
+          ...(oif !== undefined ? { oif } : {}),
           ...(a.route.via.length === 1
             ? { gateway: addrBuf(a.route.via[0]!) }
             : { multipath: formatMultipath(a.route.via) }),
@@ -203,18 +235,26 @@ export class Kernel {
       }
       case "rule-add":
       case "rule-del": {
-        const { addr, len, family } = prefixOf(a.rule.dst);
+        const r = a.rule;
+        const dst = r.dst === undefined ? undefined : prefixOf(r.dst);
+        const src = r.src === undefined ? undefined : prefixOf(r.src);
         const data = {
-          family,
-          dstLen: len,
-          table: a.rule.table < 256 ? a.rule.table : RT_TABLE_COMPAT,
+          family: r.family === 6 ? AF_INET6 : AF_INET,
+          dstLen: dst?.len ?? 0,
+          srcLen: src?.len ?? 0,
+          table: r.table < 256 ? r.table : RT_TABLE_COMPAT,
           action: FR_ACT_TO_TBL,
         };
         const attrs = {
-          dst: addrBuf(addr),
-          iifname: a.rule.iif,
-          priority: a.rule.priority,
-          table: a.rule.table,
+          ...(dst ? { dst: addrBuf(dst.addr) } : {}),
+          ...(src ? { src: addrBuf(src.addr) } : {}),
+          ...(r.iif !== undefined ? { iifname: r.iif } : {}),
+          ...(r.fwmark !== undefined ? { fwmark: r.fwmark, fwmask: r.fwmark } : {}),
+          ...(r.suppressPrefixlen !== undefined
+            ? { suppressPrefixlen: u32(r.suppressPrefixlen) }
+            : {}),
+          priority: r.priority,
+          table: r.table,
           protocol: RTPROT_VIPMUX,
         };
         if (a.kind === "rule-add")
@@ -231,6 +271,12 @@ export class Kernel {
         }
       }
     }
+  }
+
+  private async ifindex(name: string): Promise<number> {
+    const l = (await this.rt.getLinks()).find((x) => x.attrs.ifname === name);
+    if (l?.data.index === undefined) throw new Error(`no interface ${name}`);
+    return l.data.index;
   }
 
   private async addLink(link: VxlanLinkSpec): Promise<void> {

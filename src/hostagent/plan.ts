@@ -18,15 +18,26 @@
 // - Floating-IP backends (the DIP owns the VIP) are not NATed: a policy rule
 //   `iif vmx-<vni> to VIP lookup <table>` and a route `VIP via DIP` in the agent's table
 //   hand the packet to the DIP unchanged.
-// Replies (DSR): conntrack un-DNATs them (source = VIP) and the host routes them to the
-// edge like any other packet; they never go back through a MUX.
+// - One host table (`inet vipmux-host`): a forward guard that drops what arrives over
+//   VXLAN and matched no service (else it would be routed back to the edge, and from there
+//   to a MUX, in a loop), and, with `gateway`/`gateway-v6`, the DSR marking below.
+// Replies (DSR): conntrack un-DNATs them (source = VIP); they never go back through a MUX.
+// By default the host's main routing table sends them (its default route must lead to
+// the edge). With `host.gateway` the agent pins them to the edge router whatever the main
+// table says: the DNAT marks the connection (ct mark), the host table copies that mark to
+// the reply packets, and a rule `fwmark lookup <table>` sends them to `default via
+// gateway` in the agent's table; floating-IP replies (source = VIP already) match a rule
+// `from VIP lookup <table>`.
 import { createHash } from "node:crypto";
 import { isIPv6 } from "node:net";
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import type { ServiceConfig } from "../config/schema.ts";
 
 export const LINK_PREFIX = "vmx-";
+/** Every nftables table the agent owns starts with this; nothing else is ever touched. */
+export const OWN_TABLE_PREFIX = "vipmux-";
 export const TABLE_PREFIX = "vipmux-svc-";
+export const HOST_TABLE = "vipmux-host";
 /** Fixed jhash seed: a host picks the same DIP for a flow across agent restarts. */
 export const JHASH_SEED = 0x766d7578;
 
@@ -59,21 +70,34 @@ export interface ServiceTableSpec {
 }
 
 export interface RouteSpec {
-  /** Prefix: the VIP as /32 or /128. */
+  /** Prefix: a floating VIP as /32 or /128, or a default route (0.0.0.0/0, ::/0). */
   dst: string;
   table: number;
-  /** Next hops (the floating DIPs), sorted; more than one is an ECMP route. */
+  /** Next hops (floating DIPs, or the gateway), sorted; more than one is an ECMP route. */
   via: string[];
+  /** Output interface (host.interface, for the gateway route). */
+  dev?: string;
 }
 
+/** A policy rule; unset selectors match everything. */
 export interface RuleSpec {
   priority: number;
+  family: 4 | 6;
   /** Input interface (the VNI's VXLAN device). */
-  iif: string;
-  /** Destination prefix (the VIP). */
-  dst: string;
+  iif?: string;
+  /** Destination prefix (a floating VIP). */
+  dst?: string;
+  /** Source prefix (a floating VIP's replies). */
+  src?: string;
+  /** fwmark/mask (DSR-marked replies of NATed flows). */
+  fwmark?: number;
   table: number;
+  /** Ignore the looked-up route if its prefix is this short or shorter (0: a default route). */
+  suppressPrefixlen?: number;
 }
+
+/** The main routing table: DSR replies use its specific routes, only its default is replaced. */
+export const RT_TABLE_MAIN = 254;
 
 export interface SysctlSpec {
   /** Path under /proc/sys, e.g. net/ipv4/conf/vmx-100/rp_filter */
@@ -104,6 +128,9 @@ export const tableName = (service: string) => `${TABLE_PREFIX}${service}`;
 
 export function plan(cfg: HostAgentConfig): DesiredState {
   const pa = cfg.host.pa;
+  const gw4 = cfg.host.gateway;
+  const gw6 = cfg.host["gateway-v6"];
+  const mark = cfg.host["dsr-mark"];
   const links = new Map<number, VxlanLinkSpec>();
   const tables: ServiceTableSpec[] = [];
   const floating = new Map<string, { vni: Set<number>; dips: Set<string>; services: string[] }>();
@@ -133,10 +160,12 @@ export function plan(cfg: HostAgentConfig): DesiredState {
       f.services.push(s.name);
       floating.set(s.vip, f);
     }
-    tables.push(serviceTable(s, dev, local, isFloating));
+    const dsr = (isIPv6(s.vip) ? gw6 : gw4) !== undefined;
+    tables.push(serviceTable(s, dev, local, isFloating, dsr ? mark : undefined));
   }
 
   const table = cfg.host["route-table"];
+  const priority = cfg.host["rule-priority"];
   const routes: RouteSpec[] = [];
   const rules: RuleSpec[] = [];
   for (const [vip, f] of [...floating].sort((a, b) => cmp(a[0], b[0]))) {
@@ -145,10 +174,29 @@ export function plan(cfg: HostAgentConfig): DesiredState {
       warnings.push(
         `services ${f.services.join(", ")} share floating VIP ${vip}: its route goes to all of their DIPs on this host`,
       );
+    const family = isIPv6(vip) ? 6 : 4;
     if (f.dips.size > 0) routes.push({ dst, table, via: [...f.dips].sort(cmp) });
     for (const vni of [...f.vni].sort((a, b) => a - b))
-      rules.push({ priority: cfg.host["rule-priority"], iif: linkName(vni), dst, table });
+      rules.push({ priority, family, iif: linkName(vni), dst, table });
+    if ((family === 6 ? gw6 : gw4) !== undefined)
+      rules.push(...dsrRules({ priority, family, src: dst, table }));
   }
+  const dev = cfg.host.interface;
+  for (const [family, gw] of [
+    [4, gw4],
+    [6, gw6],
+  ] as const) {
+    if (gw === undefined || tables.length === 0) continue;
+    routes.push({
+      dst: family === 6 ? "::/0" : "0.0.0.0/0",
+      table,
+      via: [gw],
+      ...(dev !== undefined ? { dev } : {}),
+    });
+    rules.push(...dsrRules({ priority, family, fwmark: mark, table }));
+  }
+  if (tables.length > 0)
+    tables.push(hostTable(floating, gw4 !== undefined || gw6 !== undefined ? mark : undefined));
 
   const sortedLinks = [...links.values()].sort((a, b) => a.vni - b.vni);
   return {
@@ -193,6 +241,7 @@ function serviceTable(
   dev: string,
   local: ServiceConfig["backends"],
   isFloating: boolean,
+  dsrMark: number | undefined,
 ): ServiceTableSpec {
   const fam = isIPv6(s.vip) ? "ip6" : "ip";
   const endpoints: Endpoint[] = [];
@@ -231,20 +280,67 @@ function serviceTable(
       const map = slots.map((d, i) => `${i} : ${d}`).join(", ");
       target = `jhash ${hashFields(s.distribution, fam, p.protocol)} mod ${slots.length} seed 0x${JHASH_SEED.toString(16)} map { ${map} }${portSuffix === "" ? "" : ` ${portSuffix}`}`;
     }
-    rules.push(`${match} counter dnat ${fam} to ${target} ${note}`);
+    // The mark is set with the NAT binding, i.e. on the flow's first packet only.
+    const ctMark = dsrMark === undefined ? "" : `ct mark set ct mark or ${hex(dsrMark)} `;
+    rules.push(`${match} counter ${ctMark}dnat ${fam} to ${target} ${note}`);
   }
 
-  const name = tableName(s.name);
-  const body = [
-    "\tchain prerouting {",
-    "\t\ttype nat hook prerouting priority dstnat; policy accept;",
-    ...rules.map((r) => `\t\t${r}`),
-    "\t}",
-  ].join("\n");
-  const digest = createHash("sha256").update(body).digest("hex").slice(0, 16);
-  const text = `table inet ${name} {\n\tcomment "vipmux ${s.name} ${digest}"\n${body}\n}\n`;
-  return { service: s.name, table: name, digest, text, endpoints };
+  const body = chain(
+    "prerouting",
+    "type nat hook prerouting priority dstnat; policy accept;",
+    rules,
+  );
+  return { ...tableText(tableName(s.name), s.name, body), endpoints };
 }
+
+/**
+ * The host table: the forward guard (VXLAN packets that no service DNATed and that are
+ * not for a floating VIP are dropped, not routed back towards the edge) and, with a DSR
+ * gateway, the copy of the connection's mark onto its reply packets.
+ */
+/**
+ * Replies go to the DSR gateway only where the main table would use its default route:
+ * `lookup main suppress_prefixlength 0` first (so a client on a connected or specifically
+ * routed network is reached directly), then the agent's table one priority later.
+ */
+function dsrRules(r: RuleSpec): RuleSpec[] {
+  return [
+    { ...r, table: RT_TABLE_MAIN, suppressPrefixlen: 0 },
+    { ...r, priority: r.priority + 1 },
+  ];
+}
+
+function hostTable(floating: Map<string, unknown>, dsrMark: number | undefined): ServiceTableSpec {
+  const vips = [...floating.keys()].sort(cmp);
+  const set = (list: string[]) => `{ ${list.join(", ")} }`;
+  const v4 = vips.filter((v) => !isIPv6(v));
+  const v6 = vips.filter((v) => isIPv6(v));
+  const vx = `iifname "${LINK_PREFIX}*"`;
+  const guard = [
+    `${vx} ct status dnat accept`,
+    ...(v4.length > 0 ? [`${vx} ip daddr ${set(v4)} accept`] : []),
+    ...(v6.length > 0 ? [`${vx} ip6 daddr ${set(v6)} accept`] : []),
+    `${vx} counter drop comment "no service"`,
+  ];
+  let body = chain("forward", "type filter hook forward priority filter; policy accept;", guard);
+  if (dsrMark !== undefined)
+    body += `\n${chain("dsr", "type filter hook prerouting priority mangle; policy accept;", [
+      `ct direction reply ct mark and ${hex(dsrMark)} == ${hex(dsrMark)} meta mark set meta mark or ${hex(dsrMark)}`,
+    ])}`;
+  return { ...tableText(HOST_TABLE, "host", body), endpoints: [] };
+}
+
+function chain(name: string, hook: string, rules: string[]): string {
+  return [`\tchain ${name} {`, `\t\t${hook}`, ...rules.map((r) => `\t\t${r}`), "\t}"].join("\n");
+}
+
+function tableText(table: string, what: string, body: string) {
+  const digest = createHash("sha256").update(body).digest("hex").slice(0, 16);
+  const text = `table inet ${table} {\n\tcomment "vipmux ${what} ${digest}"\n${body}\n}\n`;
+  return { service: what, table, digest, text };
+}
+
+const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
 /** nftables jhash input for a distribution mode (RFC-free: the project's own terms). */
 function hashFields(dist: ServiceConfig["distribution"], fam: string, proto: string): string {

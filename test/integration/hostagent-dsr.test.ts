@@ -160,7 +160,11 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
         .split("\n")
         .filter((t) => t.includes("vipmux"))
         .sort(),
-    ).toEqual(["table inet vipmux-svc-web", "table inet vipmux-svc-web6"]);
+    ).toEqual([
+      "table inet vipmux-host",
+      "table inet vipmux-svc-web",
+      "table inet vipmux-svc-web6",
+    ]);
   });
 
   it("IPv4 UDP: a VXLAN datagram to VIP:7 is DNATed to a DIP:7007; the answer comes from the VIP, straight from host1", async () => {
@@ -290,6 +294,10 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       await m(["ip", "-6", "route", "add", `${VIP6}/128`, "via", "fe80::1", "dev", "mx101"]);
       await lab.must("edge", ["ip", "route", "add", `${VIP}/32`, "via", "192.0.2.2"]);
       await lab.must("edge", ["ip", "-6", "route", "add", `${VIP6}/128`, "via", "2001:db8:0:1::2"]);
+      // From here on host1's main table has no default route: DSR replies reach the edge
+      // only through the agent's gateway routing (host.gateway / gateway-v6).
+      await lab.must("host1", ["ip", "route", "del", "default"]);
+      await lab.must("host1", ["ip", "-6", "route", "del", "default"]);
     });
 
     const http = async (addr: string) => {
@@ -302,6 +310,10 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     };
 
     it("HTTP to the IPv4 and IPv6 VIPs: the DIP answers on :8080, the client talks to the VIP", async () => {
+      expect(await lab.must("host1", ["ip", "route", "show", "default"])).toBe("");
+      expect(await lab.must("host1", ["ip", "route", "show", "table", "4789"])).toContain(
+        "default via 198.51.100.1 dev eth1 proto 247",
+      );
       const r4 = await http(VIP);
       expect(r4.peer).toBe(`${VIP}:80`);
       expect(r4.body).toMatch(/^vm1[12] local=10\.10\.1\.1[12]:8080 remote=203\.0\.113\.10:\d+\n$/);
@@ -459,7 +471,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       /4789:\s+from all to 20\.20\.20\.101 iif vmx-100 lookup 4789 proto 247/,
     );
     expect(await lab.must("host1", ["ip", "route", "show", "table", "4789"])).toMatch(
-      /^20\.20\.20\.101 via 10\.10\.1\.12 dev br0 proto 247/,
+      /^20\.20\.20\.101 via 10\.10\.1\.12 dev br0 proto 247/m,
     );
     await udpListen(CLIENT, 40053, "float-client");
     await muxSend(100, [

@@ -13,6 +13,7 @@ import {
   nftScript,
   type ObservedState,
   parseNftRuleset,
+  ruleKey,
 } from "../../../src/hostagent/diff.ts";
 import { formatMultipath, parseMultipath } from "../../../src/hostagent/kernel.ts";
 import { type DesiredState, plan } from "../../../src/hostagent/plan.ts";
@@ -51,7 +52,7 @@ const DNS = `
 function observedFrom(d: DesiredState): ObservedState {
   return {
     links: d.links.map((l, i) => ({ ...l, index: 10 + i, kind: "vxlan", up: true })),
-    tables: parseNftRuleset(d.tables.map((t) => t.text).join(""), "vipmux-svc-"),
+    tables: parseNftRuleset(d.tables.map((t) => t.text).join(""), "vipmux-"),
     routes: d.routes,
     rules: d.rules,
     sysctls: Object.fromEntries(d.sysctls.map((s) => [s.key, s.value])),
@@ -78,8 +79,9 @@ describe("plan", () => {
   it("a host with no backend of a service gets nothing for it", () => {
     const d = plan(cfg(WEB + DNS, "pa: 198.51.100.6"));
     expect(d.links.map((l) => l.name)).toEqual(["vmx-100"]);
-    expect(d.tables.map((t) => t.table)).toEqual(["vipmux-svc-web"]);
+    expect(d.tables.map((t) => t.table)).toEqual(["vipmux-svc-web", "vipmux-host"]);
     expect(d.tables[0]!.text).toContain("dnat ip to 10.10.2.21:8080");
+    expect(plan(cfg(WEB, "pa: 198.51.100.9")).tables).toEqual([]);
     expect(d.tables[0]!.text).not.toContain("10.10.1.1");
   });
 
@@ -182,8 +184,59 @@ describe("plan", () => {
       { dst: "20.20.20.101/32", table: 4789, via: ["10.10.1.12", "10.10.1.13"] },
     ]);
     expect(d.rules).toEqual([
-      { priority: 4789, iif: "vmx-100", dst: "20.20.20.101/32", table: 4789 },
+      { priority: 4789, family: 4, iif: "vmx-100", dst: "20.20.20.101/32", table: 4789 },
     ]);
+    // The guard lets the floating VIP through and drops the rest of what VXLAN brings.
+    expect(d.tables[1]!.text).toContain('iifname "vmx-*" ip daddr { 20.20.20.101 } accept');
+  });
+
+  it("a host table guards the forward path: DNATed flows pass, anything else from VXLAN drops", () => {
+    const host = plan(cfg(WEB)).tables.find((t) => t.table === "vipmux-host")!;
+    expect(host.text).toContain(
+      'chain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname "vmx-*" ct status dnat accept\n\t\tiifname "vmx-*" counter drop comment "no service"\n\t}',
+    );
+    expect(host.text).not.toContain("chain dsr");
+    expect(host.endpoints).toEqual([]);
+  });
+
+  it("a DSR gateway: NAT marks the flow, replies get the mark, rules send them to the gateway", () => {
+    const d = plan(
+      cfg(
+        `${WEB}
+  - name: float
+    vip: 20.20.20.101
+    ports: [ { protocol: udp, port: 53 } ]
+    vni: 100
+    backends: [ { dip: 10.10.1.13, host: 198.51.100.2, floating-ip: true } ]
+`,
+        "pa: 198.51.100.2, gateway: 198.51.100.1, gateway-v6: 2001:db8:100:1::1, interface: eth1",
+      ),
+    );
+    const web = d.tables.find((t) => t.table === "vipmux-svc-web")!;
+    expect(web.text).toContain(
+      "tcp dport 80 counter ct mark set ct mark or 0x10000000 dnat ip to jhash",
+    );
+    expect(d.tables.find((t) => t.table === "vipmux-host")!.text).toContain(
+      "type filter hook prerouting priority mangle; policy accept;\n\t\tct direction reply ct mark and 0x10000000 == 0x10000000 meta mark set meta mark or 0x10000000",
+    );
+    expect(d.routes).toEqual([
+      { dst: "20.20.20.101/32", table: 4789, via: ["10.10.1.13"] },
+      { dst: "0.0.0.0/0", table: 4789, via: ["198.51.100.1"], dev: "eth1" },
+      { dst: "::/0", table: 4789, via: ["2001:db8:100:1::1"], dev: "eth1" },
+    ]);
+    expect(d.rules.map(ruleKey)).toEqual([
+      "4789: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
+      "4789: ipv4 from 20.20.20.101/32 lookup 254 suppress_prefixlength 0",
+      "4790: ipv4 from 20.20.20.101/32 lookup 4789",
+      "4789: ipv4 from all fwmark 0x10000000/0x10000000 lookup 254 suppress_prefixlength 0",
+      "4790: ipv4 from all fwmark 0x10000000/0x10000000 lookup 4789",
+      "4789: ipv6 from all fwmark 0x10000000/0x10000000 lookup 254 suppress_prefixlength 0",
+      "4790: ipv6 from all fwmark 0x10000000/0x10000000 lookup 4789",
+    ]);
+    // What the kernel reports back (every gateway route with its device) is no change.
+    const o = observedFrom(d);
+    o.routes = o.routes.map((r) => ({ ...r, dev: r.dev ?? "br0" }));
+    expect(diff(d, o)).toEqual([]);
   });
 
   it("disabled services are not programmed", () => {
@@ -209,6 +262,7 @@ describe("diff", () => {
     const a = diff(after, observedFrom(before));
     expect(a).toHaveLength(1);
     expect(a[0]).toMatchObject({ kind: "nft", del: [] });
+    // The host table does not depend on NAT services: untouched too.
     expect(a[0]!.kind === "nft" && a[0]!.put.map((t) => t.table)).toEqual(["vipmux-svc-web"]);
   });
 
@@ -281,7 +335,7 @@ describe("diff", () => {
 describe("nftables text", () => {
   it("a replace is delete + define in one script, safe when the table is absent", () => {
     const d = plan(cfg(WEB));
-    const s = nftScript(d.tables, ["vipmux-svc-old"]);
+    const s = nftScript(d.tables.slice(0, 1), ["vipmux-svc-old"]);
     expect(
       s.startsWith(
         "table inet vipmux-svc-web\ndelete table inet vipmux-svc-web\ntable inet vipmux-svc-old\ndelete table inet vipmux-svc-old\ntable inet vipmux-svc-web {",
