@@ -206,6 +206,8 @@ export interface FuzzReport {
   failures: { index: number; error: string; hex: string }[];
   outcomes: Record<string, number>;
   maxMessageMs: number;
+  /** The input that took longest, to reproduce a slow case. */
+  slowest: { index: number; hex: string };
   slowMessages: number;
   elapsedMs: number;
   heapBeforeMb: number;
@@ -225,6 +227,7 @@ export function fuzz(seed: number, count: number, perMessageBoundMs = 50): FuzzR
   const heapBefore = process.memoryUsage().heapUsed;
   let maxMessageMs = 0;
   let slowMessages = 0;
+  let slowest = { index: -1, hex: "" };
   const start = performance.now();
   const framer = new Framer(65535);
   for (let i = 0; i < count; i++) {
@@ -301,7 +304,10 @@ export function fuzz(seed: number, count: number, perMessageBoundMs = 50): FuzzR
         dt = Math.min(dt, performance.now() - t1);
       }
     }
-    if (dt > maxMessageMs) maxMessageMs = dt;
+    if (dt > maxMessageMs) {
+      maxMessageMs = dt;
+      slowest = { index: i, hex: Buffer.from(input).toString("hex") };
+    }
     if (dt > perMessageBoundMs) slowMessages++;
   }
   framer.push(new Uint8Array(0));
@@ -314,6 +320,7 @@ export function fuzz(seed: number, count: number, perMessageBoundMs = 50): FuzzR
     failures,
     outcomes,
     maxMessageMs,
+    slowest,
     slowMessages,
     elapsedMs,
     heapBeforeMb: heapBefore / 2 ** 20,
