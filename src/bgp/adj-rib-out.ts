@@ -24,6 +24,9 @@ export interface OutBatch {
   readonly count: number;
 }
 
+/** Stands for "held by the peer, attributes to be re-sent": equals no export key. */
+const RESEND = "";
+
 export class AdjRibOut {
   /** prefix key → export key of what the peer holds. */
   readonly sent = new Map<string, string>();
@@ -44,7 +47,13 @@ export class AdjRibOut {
   /** Route refresh (RFC 2918): re-send every desired prefix of `afi`. */
   resend(afi: 1 | 2, desiredKeys: Iterable<string>): void {
     const v6 = afi === Afi.Ipv6;
-    for (const k of [...this.sent.keys()]) if (k.includes(":") === v6) this.sent.delete(k);
+    // What the peer holds stays known (a pending withdrawal must still go out), but no
+    // longer matches any export key, so every desired prefix is announced again.
+    for (const k of this.sent.keys()) {
+      if (k.includes(":") !== v6) continue;
+      this.sent.set(k, RESEND);
+      this.dirty.add(k);
+    }
     for (const k of desiredKeys) if (k.includes(":") === v6) this.dirty.add(k);
   }
 
