@@ -66,6 +66,11 @@ export interface DataplaneOptions {
   readonly socketBufferBytes?: number;
   /** Log lines (start, stop, table applied); default: none. */
   readonly log?: (line: string) => void;
+  /**
+   * Called once if the worker dies while running (not after stop()): the MUX cannot
+   * forward anymore and should withdraw its VIPs. The heartbeat stops growing too.
+   */
+  readonly onFailure?: (error: Error) => void;
 }
 
 export interface ApplyResult {
@@ -121,6 +126,7 @@ export class Dataplane {
   private readonly requests = new Map<number, Pending<FromWorker>>();
   private stopped: Promise<void> | undefined;
   private exitError: Error | undefined;
+  private exited = false;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(options: DataplaneOptions) {
@@ -288,6 +294,14 @@ export class Dataplane {
     if (!on) Atomics.notify(this.words, StatusWord.stall);
   }
 
+  /**
+   * TEST ONLY (fault injection): ends the worker abruptly, as a crash would, without
+   * stop(): onFailure fires, the heartbeat freezes, later calls reject.
+   */
+  async faultKill(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
   /** Stops forwarding, closes the device and sockets, removes the VIP routes. Idempotent. */
   stop(): Promise<void> {
     this.stopped ??= this.stopNow();
@@ -297,7 +311,7 @@ export class Dataplane {
   private async stopNow(): Promise<void> {
     const worker = this.worker;
     this.faultStall(false);
-    if (worker) {
+    if (worker && !this.exited) {
       const exited = new Promise<void>((r) => worker.once("exit", () => r()));
       worker.postMessage({ type: "stop" } satisfies ToWorker);
       const timer = setTimeout(() => void worker.terminate(), 2_000);
@@ -350,6 +364,7 @@ export class Dataplane {
   }
 
   private onExit(code: number): void {
+    this.exited = true;
     Atomics.store(this.words, StatusWord.state, WorkerState.stopped);
     const e = new DataplaneError(`dataplane worker exited (code ${code})`);
     for (const p of this.applies.values()) p.reject(e);
@@ -362,6 +377,7 @@ export class Dataplane {
     if (!this.stopped) {
       this.exitError ??= e;
       this.options.log?.(`dataplane: ${e.message}`);
+      this.options.onFailure?.(this.exitError);
     }
   }
 

@@ -272,6 +272,19 @@ describe("Dataplane (memory port)", () => {
     await expect(dp.counters()).rejects.toThrow(/not running/);
   });
 
+  it("a worker that dies reports through onFailure; the API refuses work afterwards", async () => {
+    const failures: Error[] = [];
+    const dp = await started({ onFailure: (e) => failures.push(e) });
+    await dp.apply(lab);
+    await dp.faultKill();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.message).toMatch(/worker exited/);
+    expect(dp.heartbeat.running).toBe(false);
+    await expect(dp.apply(lab)).rejects.toThrow(/worker failed/);
+    await dp.stop(); // still fine after a failure
+  });
+
   it("a device engine that cannot open reports why and leaves nothing running", async () => {
     // No root or no such interface: the AF_PACKET port fails in the worker's start.
     const dp = new Dataplane({ io: { kind: "packet", interface: "no-such-if0" } });
