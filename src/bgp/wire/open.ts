@@ -2,7 +2,12 @@
 // RFC 9072 extended optional-parameters length.
 
 import { ByteWriter } from "./buffer.ts";
-import { type Capability, decodeCapability, encodeCapability } from "./capabilities.ts";
+import {
+  type AfiSafi,
+  type Capability,
+  decodeCapability,
+  encodeCapability,
+} from "./capabilities.ts";
 import {
   Afi,
   AS_TRANS,
@@ -244,6 +249,15 @@ export interface Negotiated {
   readonly holdTime: number;
   readonly routeRefresh: boolean;
   readonly enhancedRouteRefresh: boolean;
+  /** AFI/SAFI both sides advertised (RFC 4760 §8: IPv4 unicast when neither sent any). */
+  readonly families: readonly AfiSafi[];
+}
+
+function familiesOf(open: Open): AfiSafi[] | null {
+  const mp = open.capabilities.flatMap((c) =>
+    c.kind === "multiprotocol" ? [{ afi: c.afi, safi: c.safi }] : [],
+  );
+  return mp.length > 0 ? mp : null;
 }
 
 /** Derives both codec contexts from the two OPENs (each capability counts only if both sent it). */
@@ -267,6 +281,9 @@ export function negotiate(local: Open, remote: Open, ibgp = false): Negotiated {
     );
   const extendedNextHop = enh(local) && enh(remote);
   const holdTime = Math.min(local.holdTime, remote.holdTime);
+  const ours = familiesOf(local) ?? [{ afi: Afi.Ipv4, safi: Safi.Unicast }];
+  const theirs = familiesOf(remote) ?? [{ afi: Afi.Ipv4, safi: Safi.Unicast }];
+  const families = ours.filter((f) => theirs.some((t) => t.afi === f.afi && t.safi === f.safi));
   return {
     rx: {
       as4,
@@ -285,5 +302,6 @@ export function negotiate(local: Open, remote: Open, ibgp = false): Negotiated {
     holdTime,
     routeRefresh: both("route-refresh"),
     enhancedRouteRefresh: both("enhanced-route-refresh"),
+    families,
   };
 }

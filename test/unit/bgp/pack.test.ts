@@ -257,6 +257,16 @@ describe("negotiate", () => {
     expect(n.rx.addPath).toEqual({ ipv4: true, ipv6: false });
     expect(n.tx.addPath).toEqual({ ipv4: false, ipv6: true });
   });
+  it("families: the multiprotocol capabilities both sent, IPv4 unicast when a side sent none", () => {
+    const v4v6 = open([
+      { kind: "multiprotocol", afi: 1, safi: 1 },
+      { kind: "multiprotocol", afi: 2, safi: 1 },
+    ]);
+    const v6 = open([{ kind: "multiprotocol", afi: 2, safi: 1 }]);
+    expect(negotiate(v4v6, v6).families).toEqual([{ afi: 2, safi: 1 }]);
+    expect(negotiate(v4v6, open([])).families).toEqual([{ afi: 1, safi: 1 }]);
+    expect(negotiate(v6, open([])).families).toEqual([]);
+  });
   it("extended next hop for IPv4 over IPv6 (RFC 8950) needs both", () => {
     const enh = open([
       { kind: "extended-next-hop", entries: [{ afi: 1, safi: 1, nextHopAfi: 2 }] },
