@@ -28,6 +28,13 @@ const VIP6 = "2001:db8:f::100";
 const CLIENT = "203.0.113.10";
 const CLIENT6 = "2001:db8:c::10";
 
+/** The lab's host1 config, reconciling every second (drift repair is tested). */
+const host1Config = () =>
+  readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8").replace(
+    "\nservices:\n",
+    "\nreconcile: { interval: 1s }\n\nservices:\n",
+  );
+
 interface Listen {
   received: { from: string; data: string }[];
 }
@@ -48,9 +55,9 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as T);
 
-  async function startAgent(): Promise<string> {
+  async function startAgent(...flags: string[]): Promise<string> {
     const name = `agent-${++agentRuns}`;
-    agent = lab.spawn("host1", ["vipmux", "host-agent", "--config", config], name);
+    agent = lab.spawn("host1", ["vipmux", "host-agent", "--config", config, ...flags], name);
     return pollUntil(
       async () => {
         const m = /reconciled \(start\): .*/.exec(logOf(name));
@@ -120,7 +127,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
   beforeAll(async () => {
     lab = await startLab(canonicalTopology, "ha");
     config = join(lab.plan.dir, "host1.yml");
-    writeFileSync(config, readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8"));
+    writeFileSync(config, host1Config());
     for (const vm of ["vm11", "vm12"])
       lab.spawn(vm, [NODE, `${FIX}/backend.ts`, vm, "tcp:8080", "udp:7007"], `backend-${vm}`);
     await pollUntil(
@@ -225,6 +232,9 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       { src: CLIENT, dst: VIP, proto: "udp", sport: 40008, dport: 7, payload: "x" },
     ]);
     expect(await received("wrong-vni-client")).toEqual([]);
+    // The forward guard dropped it (instead of routing it back towards the edge).
+    const host = await lab.must("host1", ["nft", "list", "table", "inet", "vipmux-host"]);
+    expect(host).toMatch(/counter packets [1-9]\d* bytes \d+ drop comment "no service"/);
   });
 
   describe("real TCP connections through a stand-in MUX (mux1's kernel VXLAN)", () => {
@@ -438,7 +448,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
   });
 
   it("floating IP: no NAT; the VIP is routed to the DIP, which owns it and answers from it", async () => {
-    const text = readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8");
+    const text = host1Config();
     writeFileSync(
       config,
       `${text}
@@ -483,14 +493,40 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     ]);
   });
 
-  it("cleanup removes every device, table, rule and route the agent made", async () => {
+  it("drift is repaired: a deleted table and a downed device come back", async () => {
+    const handle = await tableHandle("vipmux-svc-web");
+    await lab.must("host1", ["nft", "delete", "table", "inet", "vipmux-svc-web"]);
+    await lab.must("host1", ["ip", "link", "set", "vmx-100", "down"]);
+    await pollUntil(async () => (await tableHandle("vipmux-svc-web")) !== undefined, {
+      timeoutMs: 10_000,
+      what: "the web table to come back",
+    });
+    expect(await tableHandle("vipmux-svc-web")).not.toBe(handle);
+    await pollUntil(
+      async () =>
+        (await lab.must("host1", ["ip", "-o", "link", "show", "vmx-100"])).includes(",UP,"),
+      { timeoutMs: 10_000, what: "vmx-100 up again" },
+    );
+    expect(logOf(`agent-${agentRuns}`)).toMatch(/reconciled \(timer\): .* [1-9]\d* changes/);
+    const r = await lab.must("client", [NODE, `${FIX}/client.ts`, "http", VIP, "80"]);
+    expect(r).toMatch(/vm1[12] local=10\.10\.1\.1[12]:8080/);
+  });
+
+  it("--cleanup removes everything on SIGTERM; cleanup then finds nothing left", async () => {
     await stopAgent();
-    await lab.must("host1", ["vipmux", "host-agent", "cleanup"]);
+    expect(await links()).not.toEqual([]);
+    expect(await startAgent("--cleanup")).toMatch(/ 0 changes /);
+    await stopAgent();
+    expect(logOf(`agent-${agentRuns}`)).toContain("SIGTERM: removing the agent's kernel state");
     expect(await links()).toEqual([]);
     expect((await lab.must("host1", ["nft", "list", "tables"])).includes("vipmux")).toBe(false);
     expect(await lab.must("host1", ["ip", "rule", "show"])).not.toContain("proto 247");
+    expect(await lab.must("host1", ["ip", "-6", "rule", "show"])).not.toContain("proto 247");
     expect(await lab.must("host1", ["ip", "route", "show", "table", "all"])).not.toContain(
       "proto 247",
+    );
+    expect(await lab.must("host1", ["vipmux", "host-agent", "cleanup"])).toContain(
+      "cleanup: 0 changes",
     );
   });
 });
