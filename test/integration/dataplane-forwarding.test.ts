@@ -4,65 +4,22 @@
 //
 // VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands
 // (the integrator switches this to the speaker's announcement).
-import { type ChildProcess, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_INNER_DST_MAC } from "../../src/dataplane/engine.ts";
-import type { EngineCounters } from "../../src/dataplane/io/protocol.ts";
 import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
-import { formatIp, formatMac } from "../../src/packet/address.ts";
+import { formatIp } from "../../src/packet/address.ts";
 import { ParsedPacket, parseIpPacket } from "../../src/packet/parse.ts";
-import { parseVxlan, VxlanPacket, VxlanStatus } from "../../src/packet/vxlan.ts";
-import { sleep } from "../../src/util/proc.ts";
+import {
+  addonBuilt,
+  capture as captureOn,
+  type Decapped,
+  decap,
+  type RunningEngine,
+  sendUdpFlows,
+  startEngine,
+} from "../fixtures/dataplane-lab/helpers.ts";
 import { canonicalTopology, fixture, isRoot, repoRoot } from "./helpers.ts";
-
-const addonBuilt =
-  existsSync(`${repoRoot}build/Release/vipmux_native.node`) ||
-  existsSync(`${repoRoot}build/Release/vipmux_packet_io.node`);
-
-interface Status {
-  heartbeat: { aliveAt: number; ageMs: number; running: boolean };
-  counters: EngineCounters;
-}
-
-/** Ethernet frames of a pcap file (linktype 1), as IP packets. */
-function pcapIpPackets(file: string): Uint8Array[] {
-  const b = readFileSync(file);
-  const le = b.readUInt32LE(0) === 0xa1b2c3d4;
-  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const out: Uint8Array[] = [];
-  for (let o = 24; o + 16 <= b.length; ) {
-    const incl = u32(o + 8);
-    const frame = b.subarray(o + 16, o + 16 + incl);
-    o += 16 + incl;
-    const type = frame.readUInt16BE(12);
-    if (type === 0x0800 || type === 0x86dd) out.push(new Uint8Array(frame.subarray(14)));
-  }
-  return out;
-}
-
-interface Decapped {
-  outerSrc: string;
-  outerDst: string;
-  srcPort: number;
-  vni: number;
-  innerDstMac: string;
-  inner: Uint8Array;
-}
-
-function decap(p: Uint8Array): Decapped {
-  const d = new VxlanPacket();
-  expect(parseVxlan(p, 0, p.length, d)).toBe(VxlanStatus.ok);
-  const alen = d.outerFamily === 4 ? 4 : 16;
-  return {
-    outerSrc: formatIp(p, d.outerSrcOffset, alen),
-    outerDst: formatIp(p, d.outerDstOffset, alen),
-    srcPort: d.udpSrcPort,
-    vni: d.vni,
-    innerDstMac: formatMac(p, d.ethOffset),
-    inner: p.slice(d.innerOffset, d.innerOffset + d.innerLength),
-  };
-}
 
 /** IPv4 header (checksum left 0: the raw socket fills it) + a transport header. */
 function ipv4(dst: string, proto: number, l4: number[]): string {
@@ -74,56 +31,14 @@ function ipv4(dst: string, proto: number, l4: number[]): string {
 
 describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab", () => {
   let lab: TestLab;
-  let engine: ChildProcess;
-  let statusFile: string;
-
-  const status = (): Status => JSON.parse(readFileSync(statusFile, "utf8")) as Status;
-
-  async function capture(node: string, name: string, during: () => Promise<void>) {
-    const file = `${lab.plan.dir}/${name}.pcap`;
-    const cap = lab.spawn(
-      node,
-      ["tcpdump", "--immediate-mode", "-U", "-nn", "-i", "eth1", "-w", file, "udp port 4789"],
-      name,
-    );
-    await pollUntil(
-      async () => readFileSync(`${lab.plan.dir}/${name}.log`, "utf8").includes("listening"),
-      {
-        timeoutMs: 10_000,
-        what: `tcpdump on ${node}`,
-      },
-    );
-    try {
-      await during();
-      await sleep(500);
-    } finally {
-      cap.kill("SIGTERM");
-      await new Promise((r) => cap.once("exit", r));
-    }
-    return pcapIpPackets(file);
-  }
+  let engine: RunningEngine;
+  const status = () => engine.status();
+  const capture = (node: string, name: string, during: () => Promise<void>) =>
+    captureOn(lab, node, name, during);
 
   beforeAll(async () => {
     lab = await startLab(canonicalTopology, "dp");
-    statusFile = `${lab.plan.dir}/mux1-status.json`;
-    engine = lab.spawn(
-      "mux1",
-      [
-        process.execPath,
-        `${repoRoot}src/dataplane/run-engine.ts`,
-        "--config",
-        `${repoRoot}containerlab/mux1.yml`,
-        "--counters",
-        statusFile,
-        "--counters-interval",
-        "100",
-      ],
-      "engine-mux1",
-    );
-    await pollUntil(async () => existsSync(statusFile) && status().counters.tableVersion === 1, {
-      timeoutMs: 20_000,
-      what: "the engine in mux1 to install its table",
-    });
+    engine = await startEngine(lab, "mux1", `${repoRoot}containerlab/mux1.yml`);
     // Static routes stand in for the BGP announcement (see the header).
     await lab.must("edge", ["ip", "route", "add", "20.20.20.100/32", "via", "192.0.2.2"]);
     await lab.must("edge", [
@@ -138,10 +53,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
   });
 
   afterAll(async () => {
-    if (engine && engine.exitCode === null) {
-      engine.kill("SIGTERM");
-      await Promise.race([new Promise((r) => engine.once("exit", r)), sleep(3_000)]);
-    }
+    await engine?.stop();
     await lab?.down();
   });
 
@@ -154,14 +66,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
 
   it("encapsulates UDP flows to the right host: VNI, outer addresses, per-flow source port, intact inner packet", async () => {
     const ports = Array.from({ length: 40 }, (_, i) => 30001 + i);
-    const send = () =>
-      lab
-        .must("client", [
-          "sh",
-          "-c",
-          `for p in ${ports.join(" ")}; do echo "flow-$p" | socat -u - UDP4-SENDTO:20.20.20.100:7,sourceport=$p; done`,
-        ])
-        .then(() => {});
+    const send = () => sendUdpFlows(lab, "client", "20.20.20.100", 7, ports);
     let host2: Uint8Array[] = [];
     const host1 = await capture("host1", "cap-host1", async () => {
       host2 = await capture("host2", "cap-host2", send);
@@ -288,14 +193,13 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
       timeoutMs: 5_000,
       what: "a good packet after the bad ones",
     });
-    expect(engine.exitCode).toBe(null);
+    expect(engine.child.exitCode).toBe(null);
     expect(status().heartbeat.ageMs).toBeLessThan(1_000);
   });
 
   it("stops cleanly on SIGTERM: device and VIP routes gone", async () => {
-    engine.kill("SIGTERM");
-    await new Promise((r) => engine.once("exit", r));
-    expect(engine.exitCode).toBe(0);
+    await engine.stop();
+    expect(engine.child.exitCode).toBe(0);
     const links = await lab.must("mux1", ["ip", "-o", "link", "show"]);
     expect(links).not.toContain("vipmux0");
     expect(await lab.must("mux1", ["ip", "route", "show", "20.20.20.100"])).toBe("");
