@@ -61,7 +61,9 @@ export const hostAgentConfigSchema = z
         .min(1)
         .max(32_764)
         .default(4789)
-        .describe("priority of the agent's policy rules (it uses this and the next; main is 32766)"),
+        .describe(
+          "priority of the agent's policy rules (it uses this and the next; main is 32766)",
+        ),
     }),
     reconcile: z
       .strictObject({

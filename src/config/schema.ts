@@ -162,6 +162,27 @@ export const configSchema = z
         })
         .default({ wait: 30_000, "as-path-prepend": 0 }),
       "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs (default: per peer)"),
+      damping: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          penalty: z.number().int().min(1).default(1000),
+          suppress: z.number().int().min(1).default(2000),
+          reuse: z.number().int().min(1).default(750),
+          "half-life": durationMs("penalty half-life").default(10_000),
+          "max-suppress": durationMs("longest suppression after flapping stops").default(60_000),
+        })
+        .refine((d) => d.reuse < d.suppress, { message: "reuse must be below suppress" })
+        .default({
+          enabled: true,
+          penalty: 1000,
+          suppress: 2000,
+          reuse: 750,
+          "half-life": 10_000,
+          "max-suppress": 60_000,
+        })
+        .describe(
+          "route-flap damping of VIP announcements (RFC 2439 ideas, applied at the source)",
+        ),
       peers: z.array(peer).min(1),
     }),
     dataplane: z

@@ -4,6 +4,7 @@
 import { EventEmitter } from "node:events";
 import type { Config } from "../config/schema.ts";
 import type { ServiceModel } from "../lb/service.ts";
+import { type DampingConfig, VipDamping } from "./damping.ts";
 import {
   type AdminState,
   computeDesired,
@@ -12,7 +13,20 @@ import {
   diffRoutes,
   noAdmin,
   type ServiceStatus,
+  vipPrefix,
 } from "./desired.ts";
+
+export function dampingConfig(config: Config): DampingConfig {
+  const d = config.bgp.damping;
+  return {
+    enabled: d.enabled,
+    penalty: d.penalty,
+    suppress: d.suppress,
+    reuse: d.reuse,
+    halfLifeMs: d["half-life"],
+    maxSuppressMs: d["max-suppress"],
+  };
+}
 
 /** Where announcements go (the BGP speaker behind an adapter). */
 export interface RouteSink {
@@ -57,12 +71,14 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private healthy = true;
   private recoveredAt?: number;
   private stopped = false;
+  private damping: VipDamping;
 
   constructor(opts: ControllerOptions) {
     super();
     this.opts = opts;
     this.config = opts.config;
     this.now = opts.now ?? Date.now;
+    this.damping = new VipDamping(dampingConfig(opts.config));
   }
 
   start(): void {
@@ -89,6 +105,8 @@ export class Controller extends EventEmitter<ControllerEvents> {
   }
 
   reload(config: Config): void {
+    if (JSON.stringify(config.bgp.damping) !== JSON.stringify(this.config.bgp.damping))
+      this.damping = new VipDamping(dampingConfig(config));
     this.config = config;
     // Admin state of things that no longer exist is dropped with them.
     const names = new Set(config.services.map((s) => s.name));
@@ -179,6 +197,34 @@ export class Controller extends EventEmitter<ControllerEvents> {
     return true;
   }
 
+  /**
+   * Flap damping on health-driven changes only: a VIP whose backends keep failing and
+   * recovering stays withdrawn until it is stable; operator drains and MUX health are not
+   * flaps (the latter has its own hold-down).
+   */
+  private applyDamping(desired: Desired): void {
+    const now = this.now();
+    const eligible = new Map<string, boolean>();
+    for (const s of desired.services) {
+      const prefix = vipPrefix(s.vip);
+      const svc = this.config.services.find((c) => c.name === s.name);
+      const ok = !!svc && svc.enabled && s.healthy >= svc["min-healthy"];
+      eligible.set(prefix, (eligible.get(prefix) ?? false) || ok);
+    }
+    this.damping.retain(new Set(eligible.keys()));
+    for (const [prefix, ok] of eligible) {
+      if (this.damping.update(prefix, ok, now)) continue;
+      if (!ok) continue;
+      const { penalty } = this.damping.state(prefix, now);
+      desired.routes.delete(prefix);
+      for (const s of desired.services)
+        if (vipPrefix(s.vip) === prefix && s.announced) {
+          s.announced = false;
+          s.reason = `suppressed by flap damping (penalty ${penalty})`;
+        }
+    }
+  }
+
   reconcileNow(): Desired {
     const desired = computeDesired({
       config: this.config,
@@ -187,6 +233,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
       muxHealthy: this.muxHealthy(),
       nowMs: this.now(),
     });
+    this.applyDamping(desired);
     // Tables first: a VIP is announced only once the forwarder can serve it.
     const modelKey = JSON.stringify(desired.model);
     const tablesChanged = modelKey !== this.appliedModel;

@@ -108,6 +108,7 @@ describe.skipIf(!isRoot)("controller: one health state drives the edge FIB", () 
       ["web", true, 2],
       ["api", true, 2],
       ["web6", true, 1],
+      ["flappy", false, 0],
     ]);
     expect(s.hostAgents.connected).toEqual(["198.51.100.2", "198.51.100.6"]);
     const text = await lab.must("mux1", [
@@ -221,6 +222,56 @@ describe.skipIf(!isRoot)("controller: one health state drives the edge FIB", () 
       await lab.must("mux1", [node, cli, "undrain", "mux", "-s", "/run/vipmux/ctl-lab-mux1.sock"]);
     }
     await waitHops(`${V4}/32`, ["192.0.2.2", "192.0.2.6"], "mux1 back after undrain");
+  });
+
+  it("a backend flapping every 500 ms for 30 s: no more UPDATEs than the damping allows", async () => {
+    const FLAPPY = "20.20.20.102";
+    const updatesFrom = async () => {
+      const n = await lab.vtyshJson<Record<string, { messageStats: { updatesRecv: number } }>>(
+        "edge",
+        "show bgp neighbors json",
+      );
+      return (
+        (n["192.0.2.2"]?.messageStats.updatesRecv ?? 0) +
+        (n["192.0.2.6"]?.messageStats.updatesRecv ?? 0)
+      );
+    };
+    // A stable start: the backend up, the VIP announced by both MUXes.
+    const flapper = lab.spawn(
+      "vm12",
+      [node, fixture("servers/flap.ts"), "8082", "500", "30000"],
+      "vm12-flap",
+    );
+    try {
+      await waitHops(`${FLAPPY}/32`, ["192.0.2.2", "192.0.2.6"], "flappy VIP announced", 10_000);
+      const before = await updatesFrom();
+      await new Promise((r) => setTimeout(r, 31_000));
+      const updates = (await updatesFrom()) - before;
+      // Damping (penalty 1000, suppress 2000, half-life 10 s): per MUX at most three
+      // withdrawals and two re-announcements get through, then the VIP stays withdrawn.
+      // Undamped, 30 s of 500 ms flaps would be ~60 UPDATEs per MUX.
+      expect(updates).toBeGreaterThan(0);
+      expect(updates).toBeLessThanOrEqual(2 * 5);
+      // The backend is up again but the VIP stays suppressed until it has been stable.
+      expect(await hops(`${FLAPPY}/32`)).toEqual([]);
+      const s = JSON.parse(
+        await lab.must("mux1", [
+          node,
+          cli,
+          "status",
+          "--json",
+          "-s",
+          "/run/vipmux/ctl-lab-mux1.sock",
+        ]),
+      ) as {
+        services: { name: string; reason: string }[];
+      };
+      expect(s.services.find((v) => v.name === "flappy")?.reason).toMatch(
+        /suppressed by flap damping/,
+      );
+    } finally {
+      flapper.kill("SIGTERM");
+    }
   });
 
   it("SIGTERM withdraws everything and closes the session with a shutdown communication", async () => {
