@@ -157,6 +157,11 @@ function packetOf(s: SessionState, final: boolean): ControlPacket {
   });
 }
 
+/** The packet the session would send now (periodic, no Final). */
+export function currentPacket(s: SessionState): ControlPacket {
+  return packetOf(s, false);
+}
+
 function sendNow(s: SessionState, now: number, actions: SessionAction[], final = false): void {
   if (!final && !mayTransmit(s)) {
     s.nextTxAtMs = Number.POSITIVE_INFINITY;
