@@ -5,11 +5,13 @@
 // VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands
 // (the integrator switches this to the speaker's announcement).
 import { spawnSync } from "node:child_process";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_INNER_DST_MAC } from "../../src/dataplane/engine.ts";
 import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
 import { formatIp } from "../../src/packet/address.ts";
 import { ParsedPacket, parseIpPacket } from "../../src/packet/parse.ts";
+import { sleep } from "../../src/util/proc.ts";
 import {
   addonBuilt,
   capture as captureOn,
@@ -32,13 +34,17 @@ function ipv4(dst: string, proto: number, l4: number[]): string {
 describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab", () => {
   let lab: TestLab;
   let engine: RunningEngine;
+  let configFile: string;
   const status = () => engine.status();
   const capture = (node: string, name: string, during: () => Promise<void>) =>
     captureOn(lab, node, name, during);
 
   beforeAll(async () => {
     lab = await startLab(canonicalTopology, "dp");
-    engine = await startEngine(lab, "mux1", `${repoRoot}containerlab/mux1.yml`);
+    // A copy, so the reload test can change it.
+    configFile = `${lab.plan.dir}/mux1.yml`;
+    copyFileSync(`${repoRoot}containerlab/mux1.yml`, configFile);
+    engine = await startEngine(lab, "mux1", configFile);
     // Static routes stand in for the BGP announcement (see the header).
     await lab.must("edge", ["ip", "route", "add", "20.20.20.100/32", "via", "192.0.2.2"]);
     await lab.must("edge", [
@@ -195,6 +201,50 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
     });
     expect(engine.child.exitCode).toBe(null);
     expect(status().heartbeat.ageMs).toBeLessThan(1_000);
+  });
+
+  it("reloads on SIGHUP: a bad file changes nothing; web6 moves to an IPv6 underlay", async () => {
+    const good = readFileSync(configFile, "utf8");
+    writeFileSync(configFile, `${good}\n  - name: broken\n    vip: not-an-ip\n`);
+    engine.child.kill("SIGHUP");
+    await sleep(500);
+    expect(status().counters.tableVersion).toBe(1);
+
+    const web6 = good.indexOf("  - name: web6");
+    writeFileSync(
+      configFile,
+      good.slice(0, web6) +
+        good
+          .slice(web6)
+          .replaceAll("host: 198.51.100.2", 'host: "2001:db8:100:1::2"')
+          .replaceAll("host: 198.51.100.6", 'host: "2001:db8:100:2::2"'),
+    );
+    engine.child.kill("SIGHUP");
+    await pollUntil(async () => status().counters.tableVersion === 2, {
+      timeoutMs: 5_000,
+      what: "table v2 after SIGHUP",
+    });
+    const before = status().counters.backends.filter((b) => b.service === "web6");
+    const pkts = await capture("host1", "cap6u-host1", async () => {
+      await lab.exec("client", [
+        "sh",
+        "-c",
+        "for i in $(seq 16); do nc -6 -z -w 1 2001:db8:f::100 80 & done; wait",
+      ]);
+    });
+    expect(pkts.length).toBeGreaterThan(0);
+    for (const p of pkts) {
+      const d = decap(p); // checks the outer IPv6 UDP checksum (RFC 8200 §8.1)
+      expect(d.outerSrc).toBe("2001:db8:0:1::2");
+      expect(d.outerDst).toBe("2001:db8:100:1::2");
+      expect(d.vni).toBe(100);
+      expect(formatIp(d.inner, 24, 16)).toBe("2001:db8:f::100");
+    }
+    const after = status().counters.backends.filter((b) => b.service === "web6");
+    const toHost1 = after
+      .filter((b) => b.host === "2001:db8:100:1::2")
+      .reduce((a, b) => a + b.packets - (before.find((x) => x.dip === b.dip)?.packets ?? 0), 0);
+    expect(pkts.length).toBe(toHost1);
   });
 
   it("stops cleanly on SIGTERM: device and VIP routes gone", async () => {
