@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { TopologyInvalid } from "../lab/index.ts";
 import { LabError } from "../lab/runner.ts";
+import { registerCompletion } from "./completion.ts";
 import { registerConfig } from "./config.ts";
 import { registerHostAgent } from "./host-agent.ts";
 import { CliError, registerLab } from "./lab.ts";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerConfig(program);
   registerLab(program);
+  registerCompletion(program);
   registerHostAgent(program);
   return program;
 }

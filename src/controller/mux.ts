@@ -11,6 +11,7 @@ import { HealthHub } from "../health/hub.ts";
 import { HealthStreamServer } from "../health/stream.ts";
 import { backendKey } from "../health/targets.ts";
 import type { ServiceModel } from "../lb/service.ts";
+import { createLogger } from "../util/log.ts";
 import { Controller } from "./controller.ts";
 import { vipPrefix } from "./desired.ts";
 
@@ -104,7 +105,7 @@ export class MuxDaemon {
   constructor(config: Config, opts: MuxOptions) {
     this.config = config;
     this.opts = opts;
-    this.log = opts.log ?? ((level, msg) => console.error(`${level}: ${msg}`));
+    this.log = opts.log ?? createLogger(`mux ${config.node.name}`);
     this.speaker = new Speaker({
       ...speakerOptions(config),
       log: (l, m) => this.log(l, `bgp: ${m}`),
@@ -132,6 +133,9 @@ export class MuxDaemon {
       },
       tables: { apply: (m) => this.dataplane.apply(m) },
     });
+    this.hub.on("probe", (key, ms) =>
+      this.metrics.probeDuration.observe({ service: key.split("/")[0]! }, ms / 1000),
+    );
     this.hub.on("change", (key, up, why) => {
       this.log("info", `backend ${key} ${up ? "up" : "down"} (${why})`);
       this.controller.poke();

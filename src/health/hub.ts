@@ -15,6 +15,8 @@ interface BackendSource {
 
 export interface HubEvents {
   change: [key: string, up: boolean, why: string];
+  /** Every MUX-side probe, for the latency histogram. */
+  probe: [key: string, latencyMs: number];
 }
 
 export class HealthHub extends EventEmitter<HubEvents> {
@@ -36,6 +38,7 @@ export class HealthHub extends EventEmitter<HubEvents> {
       opts.scheduler ??
       new ProbeScheduler({
         onChange: (id, up, r) => this.emit("change", id, up, `mux probe: ${r.detail}`),
+        onResult: (id, r) => this.emit("probe", id, r.latencyMs),
       });
   }
 

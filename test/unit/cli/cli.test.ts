@@ -91,4 +91,19 @@ describe("vipmux CLI", () => {
     const r = vipmux("lab", "status", "--name", "no-such-lab");
     expect(r).toMatchObject({ code: 1, stderr: "vipmux: lab no-such-lab is not up\n" });
   });
+
+  it("completion bash is valid bash and completes subcommands and options", () => {
+    const r = vipmux("completion", "bash");
+    expect(r.code).toBe(0);
+    const complete = (words: string[]) => {
+      const script = `${r.stdout}\nCOMP_WORDS=(${words.map((w) => `"${w}"`).join(" ")}); COMP_CWORD=${words.length - 1}; _vipmux; echo "\${COMPREPLY[@]}"`;
+      const out = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      expect(out.stderr).toBe("");
+      return out.stdout.trim().split(" ");
+    };
+    expect(complete(["vipmux", "la"])).toEqual(["lab"]);
+    expect(complete(["vipmux", "lab", ""])).toEqual(["up", "down", "status", "exec", "--help"]);
+    expect(complete(["vipmux", "status", "--"])).toEqual(["--socket", "--json", "--help"]);
+    expect(vipmux("completion", "fish")).toMatchObject({ code: 1 });
+  });
 });
