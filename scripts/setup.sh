@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(frr bird2 gobgpd exabgp iproute2 nftables tcpdump iputils-ping procps psmisc
-  socat netcat-openbsd curl ca-certificates kmod python3 ethtool)
+  socat netcat-openbsd curl ca-certificates kmod python3 ethtool prometheus)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

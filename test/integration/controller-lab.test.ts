@@ -126,6 +126,59 @@ describe.skipIf(!isRoot)("controller: one health state drives the edge FIB", () 
     expect(metrics).toMatch(/vipmux_backend_up\{service="api",dip="10\.10\.2\.22"\} 1/);
   });
 
+  it("a real Prometheus scraping both MUXes sees session-up and VIP-announced series", async () => {
+    const data = `${lab.plan.dir}/prometheus-data`;
+    lab.spawn(
+      "client",
+      [
+        "prometheus",
+        `--config.file=${fixture("controller-lab/prometheus.yml")}`,
+        `--storage.tsdb.path=${data}`,
+        "--web.listen-address=127.0.0.1:9090",
+      ],
+      "prometheus",
+    );
+    type Vector = {
+      status: string;
+      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+    };
+    const query = async (q: string) =>
+      JSON.parse(
+        await lab.must("client", [
+          "curl",
+          "-sf",
+          "--get",
+          "--data-urlencode",
+          `query=${q}`,
+          "http://127.0.0.1:9090/api/v1/query",
+        ]),
+      ) as Vector;
+    const up = await pollUntil(
+      async () => {
+        const r = await query("vipmux_bgp_session_up");
+        return r.data.result.length === 2 ? r : undefined;
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+        what: "vipmux_bgp_session_up from both MUXes in Prometheus",
+      },
+    );
+    expect(
+      up.data.result.map((r) => [r.metric.instance, r.metric.peer, r.value[1]]).sort(),
+    ).toEqual([
+      ["192.0.2.2:9273", "192.0.2.1", "1"],
+      ["192.0.2.6:9273", "192.0.2.5", "1"],
+    ]);
+    const vips = await query('vipmux_vip_announced{service="web"}');
+    expect(
+      vips.data.result.map((r) => [r.metric.instance, r.metric.vip, r.value[1]]).sort(),
+    ).toEqual([
+      ["192.0.2.2:9273", "20.20.20.100", "1"],
+      ["192.0.2.6:9273", "20.20.20.100", "1"],
+    ]);
+  });
+
   it("all backends of a VIP down: the VIP leaves the edge FIB; one back: it returns; other VIPs never flap", async () => {
     const apiBefore = await hops(`${API}/32`);
     expect(apiBefore).toEqual(["192.0.2.2", "192.0.2.6"]);
