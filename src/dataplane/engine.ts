@@ -33,9 +33,9 @@ import {
 import { snapshotTable, tableVips } from "./tables.ts";
 
 /** MAC the hosts' VXLAN devices use; the MUX writes it as inner Ethernet destination. */
-export const DEFAULT_INNER_DST_MAC = "02:56:4d:00:00:01";
+export const DEFAULT_INNER_DST_MAC = "02:76:6d:78:00:01";
 /** The MUX's overlay MAC (inner Ethernet source). */
-export const DEFAULT_INNER_SRC_MAC = "02:56:4d:00:00:02";
+export const DEFAULT_INNER_SRC_MAC = "02:76:6d:78:00:02";
 export const DEFAULT_TUN_NAME = "vipmux0";
 /** 1500-byte underlay minus the IPv6 VXLAN overhead (70): the encapsulated packet fits. */
 export const DEFAULT_TUN_MTU = 1430;

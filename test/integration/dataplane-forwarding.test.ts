@@ -132,7 +132,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
     // Some of the 8+ SYN flows hash to host1's DIPs; every one of them is well formed.
     for (const p of pkts) {
       const d = decap(p);
-      expect(d.vni).toBe(100);
+      expect(d.vni).toBe(101);
       expect(d.inner[0]! >> 4).toBe(6);
       expect(formatIp(d.inner, 24, 16)).toBe("2001:db8:f::100");
       expect(d.inner[6]).toBe(6); // TCP
@@ -237,7 +237,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
       const d = decap(p); // checks the outer IPv6 UDP checksum (RFC 8200 §8.1)
       expect(d.outerSrc).toBe("2001:db8:0:1::2");
       expect(d.outerDst).toBe("2001:db8:100:1::2");
-      expect(d.vni).toBe(100);
+      expect(d.vni).toBe(101);
       expect(formatIp(d.inner, 24, 16)).toBe("2001:db8:f::100");
     }
     const after = status().counters.backends.filter((b) => b.service === "web6");
