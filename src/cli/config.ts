@@ -1,6 +1,7 @@
 // `vipmux validate FILE` and `vipmux config schema`.
 import type { Command } from "commander";
 import { configJsonSchema, formatConfigError, loadConfig } from "../config/index.ts";
+import { configReference } from "../config/reference.ts";
 
 export function registerConfig(program: Command): void {
   program
@@ -40,9 +41,14 @@ Example:
       process.exitCode = r.ok ? 0 : 1;
     });
 
-  program
-    .command("config")
-    .description("config file helpers")
+  const config = program.command("config").description("config file helpers");
+  config
+    .command("reference")
+    .description("print the config reference (Markdown), generated from the schema")
+    .action(() => {
+      process.stdout.write(configReference());
+    });
+  config
     .command("schema")
     .description("print the config's JSON Schema (for editor completion and CI checks)")
     .action(() => {

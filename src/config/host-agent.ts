@@ -10,7 +10,8 @@ import { z } from "zod";
 import { parseMac } from "../packet/address.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import type { ConfigError } from "./load.ts";
-import { type Config, durationMs, ip, port, serviceSchema } from "./schema.ts";
+import { resolveSecret } from "./load.ts";
+import { type Config, durationMs, ip, port, secret, serviceSchema } from "./schema.ts";
 import { checkSemantics, type SemanticIssue } from "./semantic.ts";
 
 /** The inner Ethernet destination MUXes use unless configured: locally administered, unicast. */
@@ -70,25 +71,39 @@ export const hostAgentConfigSchema = z
         interval: durationMs("reconcile interval").default(30_000),
       })
       .default({ interval: 30_000 }),
+    health: z
+      .strictObject({
+        token: secret.describe("the MUXes' health.token"),
+        muxes: z
+          .array(z.strictObject({ address: ip, port: port.default(7946) }))
+          .min(1)
+          .describe("every MUX's health stream (its health.listen)"),
+      })
+      .optional()
+      .describe("probe this host's DIPs and report to the MUXes (absent: no probes)"),
     services: z.array(serviceSchema).default([]),
   })
   .describe("vipmux host agent configuration");
 
 export type HostAgentConfig = z.output<typeof hostAgentConfigSchema>;
 
-export function loadHostAgentConfig(file: string): Result<HostAgentConfig, ConfigError[]> {
+export function loadHostAgentConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Result<HostAgentConfig, ConfigError[]> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     return err([{ file, path: "", message: `cannot read: ${(e as Error).message}` }]);
   }
-  return parseHostAgentConfig(text, file);
+  return parseHostAgentConfig(text, file, env);
 }
 
 export function parseHostAgentConfig(
   text: string,
   file: string,
+  env: NodeJS.ProcessEnv = process.env,
 ): Result<HostAgentConfig, ConfigError[]> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -120,7 +135,7 @@ export function parseHostAgentConfig(
       ),
     );
   }
-  const issues = checkHostAgentSemantics(parsed.data);
+  const issues = checkHostAgentSemantics(parsed.data, env);
   if (issues.length > 0)
     return err(
       sortErrors(
@@ -142,7 +157,10 @@ export function parseHostAgentConfig(
  * chose, so the host picks among its own and cannot mix the two), and floating DIPs have
  * the VIP's family (the agent routes the VIP to them).
  */
-export function checkHostAgentSemantics(cfg: HostAgentConfig): SemanticIssue[] {
+export function checkHostAgentSemantics(
+  cfg: HostAgentConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): SemanticIssue[] {
   // checkSemantics reads services and, for IPv6 VIPs, the BGP next hops; with no peers the
   // next-hop rule holds vacuously, so only the service rules speak.
   const issues = checkSemantics({
@@ -164,6 +182,10 @@ export function checkHostAgentSemantics(cfg: HostAgentConfig): SemanticIssue[] {
           message: `floating-IP DIP ${b.dip} must have the family of VIP ${s.vip} (the host routes the VIP to it)`,
         });
   });
+  if (cfg.health) {
+    const r = resolveSecret(cfg.health.token, env);
+    if (!r.ok) issues.push({ path: ["health", "token"], message: r.error });
+  }
   if (cfg.host.gateway !== undefined && isIPv6(cfg.host.gateway))
     issues.push({ path: ["host", "gateway"], message: "must be an IPv4 address (see gateway-v6)" });
   if (cfg.host["gateway-v6"] !== undefined && !isIPv6(cfg.host["gateway-v6"]))

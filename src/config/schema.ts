@@ -44,39 +44,68 @@ const largeCommunity = z
   .regex(/^\d{1,10}:\d{1,10}:\d{1,10}$/, "must be GA:LD1:LD2, e.g. 65000:1:2");
 
 const bfd = z.strictObject({
-  "interval-ms": z.number().int().min(10).max(60_000).default(300),
-  multiplier: z.number().int().min(1).max(255).default(3),
-  passive: z.boolean().default(false),
+  "interval-ms": z
+    .number()
+    .int()
+    .min(10)
+    .max(60_000)
+    .default(300)
+    .describe("desired TX and required RX interval"),
+  multiplier: z
+    .number()
+    .int()
+    .min(1)
+    .max(255)
+    .default(3)
+    .describe("detection time = multiplier x interval"),
+  passive: z.boolean().default(false).describe("wait for the peer to start the session"),
 });
 
 const exportPolicy = z.strictObject({
   /** Services whose VIPs go to this peer; all when absent. */
-  services: z.array(z.string()).optional(),
-  med: z.number().int().min(0).max(4_294_967_295).optional(),
-  "as-path-prepend": z.number().int().min(0).max(10).default(0),
-  communities: z.array(community).default([]),
-  "large-communities": z.array(largeCommunity).default([]),
+  services: z
+    .array(z.string())
+    .optional()
+    .describe("services whose VIPs go to this peer (default: all)"),
+  med: z
+    .number()
+    .int()
+    .min(0)
+    .max(4_294_967_295)
+    .optional()
+    .describe("MULTI_EXIT_DISC sent to this peer"),
+  "as-path-prepend": z.number().int().min(0).max(10).default(0).describe("extra copies of our AS"),
+  communities: z.array(community).default([]).describe("added to every VIP sent to this peer"),
+  "large-communities": z.array(largeCommunity).default([]).describe("RFC 8092 large communities"),
   "next-hop": ip.optional().describe("IPv4 next hop (default: the session's local address)"),
   "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs over this session"),
 });
 
 const peer = z.strictObject({
-  address: ip,
-  asn,
-  description: z.string().optional(),
-  "local-address": ip.optional(),
+  address: ip.describe("the router's address (IPv4 or IPv6)"),
+  asn: asn.describe("the router's AS"),
+  description: z.string().optional().describe("name in logs, status and metrics"),
+  "local-address": ip
+    .optional()
+    .describe("source address of the session (and default IPv4 next hop)"),
   port: port.default(179),
-  passive: z.boolean().default(false),
+  passive: z.boolean().default(false).describe("never connect; wait for the router"),
   "hold-time": z
     .number()
     .int()
     .refine((v) => v === 0 || (v >= 3 && v <= 65_535), "must be 0 or 3..65535 (RFC 4271 §4.2)")
     .default(9),
   "connect-retry": durationMs("connect retry").default(5_000),
-  "multihop-ttl": z.number().int().min(1).max(255).optional(),
+  "multihop-ttl": z
+    .number()
+    .int()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("eBGP multihop: TTL of our packets"),
   "ttl-security": z.boolean().default(false).describe("GTSM, RFC 5082"),
   password: secret.optional().describe("TCP-MD5 key (RFC 2385)"),
-  bfd: bfd.optional(),
+  bfd: bfd.optional().describe("RFC 5880/5881 single-hop BFD; a BFD Down takes the session down"),
   export: exportPolicy.default({
     "as-path-prepend": 0,
     communities: [],
@@ -85,10 +114,13 @@ const peer = z.strictObject({
 });
 
 export const healthCheckSchema = z.strictObject({
-  type: z.enum(["tcp", "http", "https", "udp", "exec", "none"]),
-  from: z.enum(["host-agent", "mux"]).default("host-agent"),
-  port: port.optional(),
-  path: z.string().startsWith("/").default("/"),
+  type: z.enum(["tcp", "http", "https", "udp", "exec", "none"]).describe("none: always up"),
+  from: z
+    .enum(["host-agent", "mux"])
+    .default("host-agent")
+    .describe("who probes: the backend's host agent (streams to every MUX) or each MUX itself"),
+  port: port.optional().describe("default: the first backend port"),
+  path: z.string().startsWith("/").default("/").describe("HTTP(S) path"),
   "expect-status": z
     .string()
     .regex(/^\d{3}(-\d{3})?$/, "must be a status or a range, e.g. 200 or 200-399")
@@ -98,15 +130,15 @@ export const healthCheckSchema = z.strictObject({
   command: z.array(z.string()).min(1).optional().describe("exec probe argv"),
   interval: durationMs("probe interval").default(1_000),
   timeout: durationMs("probe timeout").default(500),
-  rise: z.number().int().min(1).max(100).default(2),
-  fall: z.number().int().min(1).max(100).default(2),
+  rise: z.number().int().min(1).max(100).default(2).describe("consecutive successes to come up"),
+  fall: z.number().int().min(1).max(100).default(2).describe("consecutive failures to go down"),
   jitter: z.number().min(0).max(0.5).default(0.1).describe("fraction of the interval"),
 });
 
 const servicePort = z
   .strictObject({
     protocol: z.enum(["tcp", "udp"]),
-    port: port.optional(),
+    port: port.optional().describe("VIP port"),
     "port-range": z
       .string()
       .regex(/^\d{1,5}-\d{1,5}$/, "must be FIRST-LAST, e.g. 8000-8099")
@@ -125,13 +157,26 @@ const backend = z.strictObject({
 });
 
 export const serviceSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lowercase letters, digits, - and _"),
-  vip: ip,
-  ports: z.array(servicePort).min(1),
-  distribution: z.enum(["5-tuple", "3-tuple", "2-tuple"]).default("5-tuple"),
-  vni: z.number().int().min(1).max(16_777_215),
-  "min-healthy": z.number().int().min(0).default(1),
-  enabled: z.boolean().default(true),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, "lowercase letters, digits, - and _")
+    .describe("unique service name"),
+  vip: ip.describe("announced as /32 or /128 while healthy"),
+  ports: z.array(servicePort).min(1).describe("VIP listeners"),
+  distribution: z
+    .enum(["5-tuple", "3-tuple", "2-tuple"])
+    .default("5-tuple")
+    .describe(
+      "flow hash: 5-tuple, 3-tuple (src, dst, proto) or 2-tuple (src, dst: client affinity)",
+    ),
+  vni: z.number().int().min(1).max(16_777_215).describe("VXLAN network of the service's backends"),
+  "min-healthy": z
+    .number()
+    .int()
+    .min(0)
+    .default(1)
+    .describe("fewer healthy backends than this: withdraw the VIP"),
+  enabled: z.boolean().default(true).describe("false: keep the config, announce nothing"),
   health: healthCheckSchema.default({
     type: "tcp",
     from: "host-agent",
@@ -149,12 +194,18 @@ export const serviceSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     node: z.strictObject({
-      name: z.string().min(1),
+      name: z.string().min(1).describe("this MUX's name (logs, health stream)"),
       "router-id": ipv4.describe("BGP identifier"),
     }),
     bgp: z.strictObject({
-      asn,
-      "coalesce-ms": z.number().int().min(0).max(1000).default(5),
+      asn: asn.describe("this MUX's AS"),
+      "coalesce-ms": z
+        .number()
+        .int()
+        .min(0)
+        .max(1000)
+        .default(5)
+        .describe("batch announce/withdraw bursts for this long before sending UPDATEs"),
       drain: z
         .strictObject({
           wait: durationMs("drain wait").default(30_000),

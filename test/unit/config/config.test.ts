@@ -265,3 +265,18 @@ describe("helpers", () => {
     });
   });
 });
+
+describe("config reference", () => {
+  it("docs/config.md is the generated reference (run `vipmux config reference > docs/config.md`)", async () => {
+    const { configReference } = await import("../../../src/config/reference.ts");
+    const { readFileSync } = await import("node:fs");
+    const doc = readFileSync(`${root}docs/config.md`, "utf8");
+    expect(doc).toBe(configReference());
+    for (const field of [
+      "`bgp.peers[].hold-time`",
+      "`services[].backends[].dip`",
+      "`services[].health.fall`",
+    ])
+      expect(doc).toContain(field);
+  });
+});
