@@ -192,6 +192,10 @@ static napi_value set_tcp_md5(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------
 // Non-blocking connect
 
+// uv handles must finish closing before the environment goes away: in a worker_thread, Node
+// runs pending close callbacks after it has unloaded the addon. So every request keeps an
+// async cleanup hook registered until its close callbacks have run; at teardown Node waits
+// for it.
 typedef struct {
   napi_env env;
   uv_poll_t poll;
@@ -201,13 +205,15 @@ typedef struct {
   int closes;
   napi_ref callback;
   napi_async_context actx;
+  napi_async_cleanup_hook_handle hook;
 } connect_req;
-
-static void connect_cleanup_hook(void* arg);
 
 static void connect_handle_closed(uv_handle_t* h) {
   connect_req* req = (connect_req*)h->data;
-  if (++req->closes == 2) free(req);
+  if (++req->closes < 2) return;
+  napi_async_cleanup_hook_handle hook = req->hook;
+  free(req);
+  napi_remove_async_cleanup_hook(hook);
 }
 
 static void connect_release(connect_req* req) {
@@ -224,31 +230,32 @@ static void connect_finish(connect_req* req, int err) {
   if (req->done) return;
   req->done = 1;
   napi_env env = req->env;
-  napi_remove_env_cleanup_hook(env, connect_cleanup_hook, req);
-  connect_release(req);  // memory stays valid until both close callbacks ran
-  if (err) {
-    close(req->fd);
-    req->fd = -1;
-  }
+  napi_ref callback = req->callback;
+  napi_async_context actx = req->actx;
+  int fd = req->fd;
+  if (err) close(fd);
+  connect_release(req);  // req is freed by the close callbacks, later in this loop turn
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value cb, global, args[2];
-  napi_get_reference_value(env, req->callback, &cb);
+  napi_get_reference_value(env, callback, &cb);
   napi_get_global(env, &global);
   napi_create_int32(env, err, &args[0]);
-  napi_create_int32(env, req->fd, &args[1]);
-  napi_make_callback(env, req->actx, global, cb, 2, args, NULL);
-  napi_delete_reference(env, req->callback);
-  napi_async_destroy(env, req->actx);
+  napi_create_int32(env, err ? -1 : fd, &args[1]);
+  napi_make_callback(env, actx, global, cb, 2, args, NULL);
+  napi_delete_reference(env, callback);
+  napi_async_destroy(env, actx);
   napi_close_handle_scope(env, scope);
 }
 
-static void connect_cleanup_hook(void* arg) {
+static void connect_cleanup_hook(napi_async_cleanup_hook_handle hook, void* arg) {
   // The environment (e.g. a worker) is going away with the connect pending: no JS anymore.
+  (void)hook;
   connect_req* req = (connect_req*)arg;
+  if (req->done) return;  // close callbacks pending; the last one removes the hook
   req->done = 1;
-  connect_release(req);
   close(req->fd);
+  connect_release(req);
 }
 
 static void connect_on_writable(uv_poll_t* h, int status, int events) {
@@ -348,7 +355,7 @@ static napi_value connect_tcp(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[7], 1, &req->callback);
   uv_poll_init(loop, &req->poll, fd);
   uv_timer_init(loop, &req->timer);
-  napi_add_env_cleanup_hook(env, connect_cleanup_hook, req);
+  napi_add_async_cleanup_hook(env, connect_cleanup_hook, req, &req->hook);
   uv_poll_start(&req->poll, UV_WRITABLE, connect_on_writable);
   uv_timer_start(&req->timer, connect_on_timeout, timeout_ms > 0 ? (uint64_t)timeout_ms : 1, 0);
   return NULL;
@@ -357,31 +364,49 @@ static napi_value connect_tcp(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------
 // UDP with received TTL (BFD)
 
+// Lifetime: the struct is freed once both the JS wrapper is finalized and the uv handle (if
+// any) has finished closing, whichever comes last. A polling socket holds an async cleanup
+// hook until its close callback ran (see connect_req for why).
 typedef struct {
   napi_env env;
   uv_poll_t poll;
   int fd;
   int family;
-  int polling;
-  int closed;
+  int polling;       // uv_poll_init done
+  int closing;       // uv_close started
+  int handle_done;   // close callback ran, or there never was a handle
+  int wrapper_gone;  // finalizer ran
   napi_ref callback;
   napi_async_context actx;
+  napi_async_cleanup_hook_handle hook;
 } udp_sock;
 
-static void udp_cleanup_hook(void* arg);
-
-static void udp_free_on_close(uv_handle_t* h) { free(h->data); }
-
-static void udp_close_now(udp_sock* s) {
-  if (s->closed) return;
-  s->closed = 1;
-  if (s->polling) uv_poll_stop(&s->poll);
-  close(s->fd);
-  s->fd = -1;
+static void udp_maybe_free(udp_sock* s) {
+  if (s->wrapper_gone && s->handle_done) free(s);
 }
 
-// Releases what the struct owns in JS; the struct itself is freed by the finalizer of the
-// wrapping object or, if the environment dies first, by the cleanup hook.
+static void udp_on_closed(uv_handle_t* h) {
+  udp_sock* s = (udp_sock*)h->data;
+  napi_async_cleanup_hook_handle hook = s->hook;
+  s->hook = NULL;
+  s->handle_done = 1;
+  udp_maybe_free(s);
+  if (hook) napi_remove_async_cleanup_hook(hook);
+}
+
+static void udp_begin_close(udp_sock* s) {
+  if (s->fd >= 0) {
+    if (s->polling) uv_poll_stop(&s->poll);
+    close(s->fd);
+    s->fd = -1;
+  }
+  if (!s->polling) s->handle_done = 1;
+  else if (!s->closing) {
+    s->closing = 1;
+    uv_close((uv_handle_t*)&s->poll, udp_on_closed);
+  }
+}
+
 static void udp_drop_js(udp_sock* s) {
   if (s->callback) {
     napi_delete_reference(s->env, s->callback);
@@ -390,14 +415,19 @@ static void udp_drop_js(udp_sock* s) {
   }
 }
 
+static void udp_cleanup_hook(napi_async_cleanup_hook_handle hook, void* arg) {
+  (void)hook;
+  udp_begin_close((udp_sock*)arg);  // the close callback removes the hook
+}
+
 static void udp_on_readable(uv_poll_t* h, int status, int events) {
   (void)events;
   udp_sock* s = (udp_sock*)h->data;
-  if (status < 0 || s->closed) return;
+  if (status < 0 || s->fd < 0) return;
   napi_env env = s->env;
   uint8_t data[2048];
   // Bounded per wakeup so one socket cannot hold the loop.
-  for (int i = 0; i < 64 && !s->closed; i++) {
+  for (int i = 0; i < 64 && s->fd >= 0 && s->callback; i++) {
     struct sockaddr_storage from;
     union {
       struct cmsghdr align;
@@ -452,20 +482,13 @@ static void udp_on_readable(uv_poll_t* h, int status, int events) {
 }
 
 static void udp_finalize(napi_env env, void* data, void* hint) {
+  (void)env;
   (void)hint;
   udp_sock* s = (udp_sock*)data;
-  napi_remove_env_cleanup_hook(env, udp_cleanup_hook, s);
-  udp_close_now(s);
+  s->wrapper_gone = 1;
   udp_drop_js(s);
-  if (s->polling) uv_close((uv_handle_t*)&s->poll, udp_free_on_close);
-  else free(s);
-}
-
-static void udp_cleanup_hook(void* arg) {
-  // Environment teardown before the wrapper was collected: close the socket; the finalizer
-  // may still run afterwards, so only close here and let the finalizer free.
-  udp_sock* s = (udp_sock*)arg;
-  udp_close_now(s);
+  udp_begin_close(s);
+  udp_maybe_free(s);
 }
 
 // udpOpen(address, port, ttl, onMessage | null) -> handle object
@@ -535,9 +558,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     uv_poll_init(loop, &s->poll, fd);
     uv_poll_start(&s->poll, UV_READABLE, udp_on_readable);
     s->polling = 1;
+    napi_add_async_cleanup_hook(env, udp_cleanup_hook, s, &s->hook);
   }
   napi_wrap(env, obj, s, udp_finalize, NULL, NULL);
-  napi_add_env_cleanup_hook(env, udp_cleanup_hook, s);
   struct sockaddr_storage bound;
   socklen_t bound_len = sizeof bound;
   int bound_port = 0;
@@ -571,7 +594,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   }
   udp_sock* s = udp_unwrap(env, argv[0]);
   if (!s) return NULL;
-  if (s->closed) return throw_errno(env, "sendto", EBADF);
+  if (s->fd < 0) return throw_errno(env, "sendto", EBADF);
   void* data;
   size_t data_len;
   char addr[INET6_ADDRSTRLEN + 16];
@@ -601,8 +624,8 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   if (argc < 1) return NULL;
   udp_sock* s = udp_unwrap(env, argv[0]);
   if (!s) return NULL;
-  udp_close_now(s);
   udp_drop_js(s);
+  udp_begin_close(s);
   return NULL;
 }
 

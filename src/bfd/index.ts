@@ -29,10 +29,10 @@
 //    NOTIFICATION (the path is presumed dead; a NOTIFICATION would wait on TCP
 //    retransmissions), destroy the socket, withdraw nothing locally beyond what session loss
 //    implies, and keep the peer in Idle (RFC 4271 ManualStop/AutomaticStop semantics with
-//    "start" inhibited). `e.remoteDiag === "administratively-down"` means the peer turned
-//    BFD off on purpose; FRR keeps BGP up in that case (RFC 5882 §3.2) and so should we:
-//    treat only `e.diag !== "neighbor-signaled-session-down" || e.remoteDiag !==
-//    "administratively-down"` as a failure.
+//    "start" inhibited). Exception, RFC 5882 §3.2: `e.remoteState === "AdminDown"` means the
+//    peer turned BFD off on purpose (FRR sends AdminDown with diag 0 on `shutdown`, vipmux
+//    with diag 7): that is not a path failure, and FRR keeps BGP up in that case; so should
+//    we. Only `e.to === "Down" && e.remoteState !== "AdminDown"` tears BGP down.
 // 3. `bfd.on("up", (e) => speaker.peerStart(e.peer))`: allow the FSM to connect / accept
 //    again. While `bfd.isUp(peer)` is false the speaker must not start the session (RFC 5882
 //    §4.3 dampening: BGP back only after BFD is Up again).

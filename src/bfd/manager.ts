@@ -47,6 +47,8 @@ export interface BfdPeerEvent {
   to: BfdStateName;
   /** Our diagnostic for the change (RFC 5880 §4.1), e.g. "control-detection-time-expired". */
   diag: string;
+  /** The peer's state in the packet that caused the change ("AdminDown": it turned BFD off). */
+  remoteState: BfdStateName;
   /** The peer's last diagnostic, e.g. "administratively-down". */
   remoteDiag: string;
   /** Wall-clock ms when the BFD worker decided the change. */
@@ -140,6 +142,7 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
       from: m.from,
       to: m.to,
       diag: m.diag,
+      remoteState: m.remoteState,
       remoteDiag: m.remoteDiag,
       at: m.at,
     };

@@ -62,6 +62,7 @@ export interface StateMessage {
   from: BfdStateName;
   to: BfdStateName;
   diag: string;
+  remoteState: BfdStateName;
   remoteDiag: string;
   /** Wall clock (ms since epoch) when the worker decided it. */
   at: number;

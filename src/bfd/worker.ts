@@ -97,6 +97,7 @@ function advance(s: Session, event: SessionEvent): void {
         from: stateNames[a.from],
         to: stateNames[a.to],
         diag: diagName(a.diag),
+        remoteState: stateNames[s.core.remoteState],
         remoteDiag: diagName(a.remoteDiag),
         at: Date.now(),
       });

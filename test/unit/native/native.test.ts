@@ -285,4 +285,30 @@ describe("native addon", () => {
     wrap(msg.fd);
     await worker.terminate();
   });
+
+  it("a worker terminated with a connect pending and a socket open exits cleanly", async () => {
+    // The listener ignores TTL-64 SYNs, so the connect stays pending until terminate().
+    const server = await listen("127.0.0.1", (fd) => setMinTtl(fd, 4, 255));
+    const src = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const { createRequire } = require("node:module");
+      const addon = createRequire(workerData.path)(workerData.path);
+      addon.connectTcp("127.0.0.1", workerData.port, null, null, 64, 0, 60000, () =>
+        parentPort.postMessage("callback after terminate?"));
+      addon.udpOpen("127.0.0.1", 0, 255, () => {});
+      addon.udpOpen("::1", 0, 255, null);
+      parentPort.postMessage("pending");
+    `;
+    const { addonPath } = await import("../../../src/native/index.ts");
+    for (let i = 0; i < 3; i++) {
+      const worker = new Worker(src, {
+        eval: true,
+        workerData: { path: addonPath, port: portOf(server) },
+      });
+      const [msg] = await once(worker, "message");
+      expect(msg).toBe("pending");
+      // Before the fix for close callbacks after unload, this crashed the process (SIGSEGV).
+      expect(await worker.terminate()).toBe(1);
+    }
+  });
 });
