@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { startBackend } from "../lab/backend.ts";
 import {
   down,
   execIn,
@@ -137,6 +138,28 @@ Examples:
     process.stderr.write(r.stderr);
     process.exitCode = r.code;
   });
+
+  lab
+    .command("backend")
+    .description("run a lab backend: HTTP (name and client address; /healthz), UDP and TCP echo")
+    .requiredOption("--name <name>", "name in HTTP answers")
+    .option("--http <port>", "HTTP port", (v) => Number(v))
+    .option("--udp-echo <port>", "UDP echo port", (v) => Number(v))
+    .option("--tcp-echo <port>", "TCP echo port", (v) => Number(v))
+    .addHelpText(
+      "after",
+      "\nExample (a backend VM of the canonical lab):\n  vipmux lab backend --name vm11 --http 8080 --udp-echo 7007",
+    )
+    .action(async (opts: { name: string; http?: number; udpEcho?: number; tcpEcho?: number }) => {
+      if (!opts.http && !opts.udpEcho && !opts.tcpEcho)
+        throw new CliError("give at least one of --http, --udp-echo, --tcp-echo");
+      const b = await startBackend(opts);
+      await new Promise<void>((resolve) => {
+        process.once("SIGTERM", resolve);
+        process.once("SIGINT", resolve);
+      });
+      await b.close();
+    });
 
   lab
     .command("supervise", { hidden: true })

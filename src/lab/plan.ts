@@ -67,6 +67,8 @@ export interface PlanOptions {
   /** argv that runs this checkout's `vipmux` CLI. */
   vipmux?: string[];
   readFile?: (path: string) => string;
+  /** Nodes whose `cmd` is not started (true: all), for tests that run their own processes. */
+  skipCmd?: boolean | readonly string[];
 }
 
 export const DEFAULT_LAB_ROOT = "/var/run/vipmux/lab";
@@ -106,7 +108,9 @@ export function planLab(topo: Topology, opts: PlanOptions = {}): LabPlan {
       env: n.env,
       sysctls: n.sysctls,
     };
-    if (n.cmd) planned.cmd = argv(n.cmd);
+    const skip =
+      opts.skipCmd === true || (Array.isArray(opts.skipCmd) && opts.skipCmd.includes(n.name));
+    if (n.cmd && !skip) planned.cmd = argv(n.cmd);
     if (n.role === "frr") planned.frr = planFrr(netns, n.binds, read);
     return planned;
   });

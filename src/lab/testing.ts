@@ -66,8 +66,15 @@ export function uniqueLabName(base: string): string {
   return `${base}-${process.pid.toString(36)}${(counter++).toString(36)}`;
 }
 
-export async function startLab(file: string, base = "t"): Promise<TestLab> {
-  const plan = planFromFile(file, { name: uniqueLabName(base) });
+export async function startLab(
+  file: string,
+  base = "t",
+  opts: { skipCmd?: boolean | readonly string[] } = {},
+): Promise<TestLab> {
+  const plan = planFromFile(file, {
+    name: uniqueLabName(base),
+    ...(opts.skipCmd ? { skipCmd: opts.skipCmd } : {}),
+  });
   await up(plan);
   return new TestLab(plan);
 }

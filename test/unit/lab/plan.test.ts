@@ -127,3 +127,18 @@ describe("helpers", () => {
     expect(backoffMs(9, 60_000)).toBe(500);
   });
 });
+
+describe("skipCmd", () => {
+  it("drops the cmd of the named nodes (or all), keeping everything else", () => {
+    const file = `${root}test/fixtures/lab/supervised.clab.yml`;
+    expect(planFromFile(file, { vipmux: self }).nodes.map((n) => !!n.cmd)).toEqual([true, true]);
+    expect(planFromFile(file, { vipmux: self, skipCmd: ["a"] }).nodes.map((n) => !!n.cmd)).toEqual([
+      false,
+      true,
+    ]);
+    expect(planFromFile(file, { vipmux: self, skipCmd: true }).nodes.map((n) => !!n.cmd)).toEqual([
+      false,
+      false,
+    ]);
+  });
+});
