@@ -34,44 +34,44 @@ export interface MetricsSources {
     | undefined;
 }
 
-/** A counter whose value lives elsewhere (a cumulative count read at scrape time). */
-function mirroredCounter(
+/**
+ * A metric whose value lives elsewhere, read at scrape time: a counter mirrors a
+ * cumulative count its owner keeps, a gauge a current value.
+ */
+function mirrored(
+  kind: "counter" | "gauge",
   registry: Registry,
   name: string,
   help: string,
   labelNames: string[],
   read: () => Labelled,
 ) {
-  return new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read()) if (v > 0) this.inc(labels, v);
-    },
-  });
-}
-
-function mirroredGauge(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: string[],
-  read: () => Labelled,
-) {
+  const common = { name, help, labelNames, registers: [registry] };
+  if (kind === "counter")
+    return new Counter({
+      ...common,
+      collect() {
+        this.reset();
+        for (const [labels, v] of read()) if (v > 0) this.inc(labels, v);
+      },
+    });
   return new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
+    ...common,
     collect() {
       this.reset();
       for (const [labels, v] of read()) this.set(labels, v);
     },
   });
 }
+
+const mirroredCounter = (...a: Parameters<typeof mirroredGauge>) => mirrored("counter", ...a);
+const mirroredGauge = (
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Labelled,
+) => mirrored("gauge", registry, name, help, labelNames, read);
 
 export class Metrics {
   readonly registry = new Registry();
