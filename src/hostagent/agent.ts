@@ -3,7 +3,9 @@
 // repair). On SIGTERM it leaves the kernel state in place so flows survive a restart;
 // `cleanup` (or --cleanup on exit) removes everything the agent made.
 import type { HostAgentConfig } from "../config/host-agent.ts";
+import { resolveSecret } from "../config/load.ts";
 import { type Action, describeAction, diff } from "./diff.ts";
+import { HostHealth } from "./health.ts";
 import { Kernel } from "./kernel.ts";
 import { type DesiredState, HOST_TABLE, plan } from "./plan.ts";
 
@@ -58,11 +60,12 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   let cfg = initial;
   let running: Promise<void> = Promise.resolve();
   let failures = 0;
+  let health: HostHealth | undefined;
 
   const once = (why: string) => {
     running = running.then(async () => {
       try {
-        const desired = plan(cfg);
+        const desired = plan(cfg, health?.failingKeys());
         for (const w of desired.warnings) log(`warning: ${w}`);
         for (const { req, value } of kernel.unmet(desired.required))
           log(
@@ -81,8 +84,45 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     return running;
   };
 
+  // Health changes re-plan at once; a burst of them (a host losing its VMs) is one pass.
+  let healthPending = false;
+  const onHealth = (key: string, up: boolean, detail: string) => {
+    const failing = health?.failingKeys().has(key) === true;
+    log(
+      `health: ${key} ${up ? "up" : "down"}${failing ? " (failing: no new flows here)" : ""}: ${detail}`,
+    );
+    if (healthPending) return;
+    healthPending = true;
+    setTimeout(() => {
+      healthPending = false;
+      void once("health");
+    }, 50);
+  };
+  const startHealth = (c: HostAgentConfig) => {
+    health?.stop();
+    health = undefined;
+    if (!c.health) return;
+    const token = resolveSecret(c.health.token);
+    if (!token.ok) {
+      log(`health: ${token.error}; not probing`);
+      return;
+    }
+    health = new HostHealth({
+      host: c.host.pa,
+      token: token.value,
+      muxes: c.health.muxes,
+      onChange: onHealth,
+      onStream: (mux, up, reason) =>
+        log(`health: stream to MUX ${mux} ${up ? "up" : `down (${reason ?? "closed"})`}`),
+    });
+    health.sync(c.services);
+    health.start();
+    log(`health: probing local DIPs, reporting to ${c.health.muxes.length} MUX(es)`);
+  };
+
+  startHealth(cfg);
   await once("start");
-  const timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
+  let timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
   const onHup = () => {
     const r = opts.load();
     if (!r.ok) {
@@ -90,7 +130,14 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
       log("config rejected; keeping the running config");
       return;
     }
+    const prev = cfg;
     cfg = r.value;
+    // Same MUXes and token: keep the streams and the probes' state, re-target them.
+    if (health && JSON.stringify(prev.health) === JSON.stringify(cfg.health))
+      health.sync(cfg.services);
+    else startHealth(cfg);
+    clearInterval(timer);
+    timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
     void once("reload");
   };
   process.on("SIGHUP", onHup);
@@ -101,6 +148,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   });
   clearInterval(timer);
   process.off("SIGHUP", onHup);
+  health?.stop();
   await running;
   if (opts.cleanupOnExit) {
     log(`${signal}: removing the agent's kernel state`);

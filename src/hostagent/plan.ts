@@ -126,7 +126,11 @@ export interface DesiredState {
 export const linkName = (vni: number) => `${LINK_PREFIX}${vni}`;
 export const tableName = (service: string) => `${TABLE_PREFIX}${service}`;
 
-export function plan(cfg: HostAgentConfig): DesiredState {
+/**
+ * `failing`: keys ("service/dip") of local DIPs whose health checks fail; they get no new
+ * flows from this host, unless every DIP of the service here fails (then the MUXes decide).
+ */
+export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Set()): DesiredState {
   const pa = cfg.host.pa;
   const gw4 = cfg.host.gateway;
   const gw6 = cfg.host["gateway-v6"];
@@ -140,8 +144,10 @@ export function plan(cfg: HostAgentConfig): DesiredState {
 
   for (const s of [...cfg.services].sort((a, b) => cmp(a.name, b.name))) {
     if (!s.enabled) continue;
-    const local = s.backends.filter((b) => b.host === pa);
-    if (local.length === 0) continue;
+    const all = s.backends.filter((b) => b.host === pa);
+    if (all.length === 0) continue;
+    const healthy = all.filter((b) => b.weight === 0 || !failing.has(`${s.name}/${b.dip}`));
+    const local = healthy.some((b) => b.weight > 0) ? healthy : all;
     const dev = linkName(s.vni);
     links.set(s.vni, {
       name: dev,

@@ -43,6 +43,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
   let lab: TestLab;
   let agent: ChildProcess | undefined;
   let agentRuns = 0;
+  const backends = new Map<string, ChildProcess>();
   let config = "";
 
   const logOf = (name: string) => {
@@ -129,7 +130,10 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     config = join(lab.plan.dir, "host1.yml");
     writeFileSync(config, host1Config());
     for (const vm of ["vm11", "vm12"])
-      lab.spawn(vm, [NODE, `${FIX}/backend.ts`, vm, "tcp:8080", "udp:7007"], `backend-${vm}`);
+      backends.set(
+        vm,
+        lab.spawn(vm, [NODE, `${FIX}/backend.ts`, vm, "tcp:8080", "udp:7007"], `backend-${vm}`),
+      );
     await pollUntil(
       async () =>
         logOf("backend-vm11").includes("listening") && logOf("backend-vm12").includes("listening"),
@@ -491,6 +495,98 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     expect(got).toEqual([
       { from: "20.20.20.101:53", data: "vm12f local=20.20.20.101:53 remote=203.0.113.10:40053 q" },
     ]);
+  });
+
+  it("health: probes report to the MUX; a failing local DIP gets no new flows until it is back", async () => {
+    // host1 has no main default route any more (DSR test): give it its underlay route to
+    // the MUXes' network, as a real host has.
+    await lab.must("host1", ["ip", "route", "add", "192.0.2.0/29", "via", "198.51.100.1"]);
+    lab.spawn(
+      "mux1",
+      [NODE, `${FIX}/health-listener.ts`, "192.0.2.2", "7946", "lab-token"],
+      "health-mux1",
+    );
+    await pollUntil(async () => logOf("health-mux1").includes("listening"), {
+      timeoutMs: 10_000,
+      what: "health listener in mux1",
+    });
+    writeFileSync(
+      config,
+      `${host1Config()}
+health:
+  token: lab-token
+  muxes: [ { address: 192.0.2.2, port: 7946 } ]
+`,
+    );
+    agent!.kill("SIGHUP");
+    type Report = { host?: string; backends?: [string, boolean][]; full?: boolean };
+    const state = () => {
+      const m = new Map<string, boolean>();
+      for (const r of jsonLines<Report>("health-mux1"))
+        if (r.host === HOST1_PA) for (const [k, up] of r.backends ?? []) m.set(k, up);
+      return m;
+    };
+    await pollUntil(async () => state().get("web/10.10.1.11") && state().get("web/10.10.1.12"), {
+      timeoutMs: 15_000,
+      what: "host1's DIPs reported up to the MUX",
+    });
+    expect([...state().keys()].sort()).toEqual([
+      "web/10.10.1.11",
+      "web/10.10.1.12",
+      "web6/fd00:10:1::11",
+      "web6/fd00:10:1::12",
+    ]);
+    const handle = await tableHandle("vipmux-svc-web");
+
+    // vm12's server dies: the MUX hears it, and host1 stops picking vm12 for new flows.
+    const vm12 = backends.get("vm12")!;
+    const exited = new Promise((r) => vm12.once("exit", r));
+    vm12.kill("SIGTERM");
+    await exited;
+    await pollUntil(async () => state().get("web/10.10.1.12") === false, {
+      timeoutMs: 15_000,
+      what: "web/10.10.1.12 reported down",
+    });
+    await pollUntil(
+      async () =>
+        !(await lab.must("host1", ["nft", "list", "table", "inet", "vipmux-svc-web"])).includes(
+          "10.10.1.12",
+        ),
+      {
+        timeoutMs: 10_000,
+        what: "vm12 out of host1's web table",
+      },
+    );
+    expect(await tableHandle("vipmux-svc-web")).not.toBe(handle);
+    for (let i = 0; i < 6; i++) {
+      const r = await lab.must("client", [NODE, `${FIX}/client.ts`, "http", VIP, "80"]);
+      expect(r).toMatch(/"body":"vm11 /);
+    }
+
+    // Back: reported up, and in the table again.
+    backends.set(
+      "vm12",
+      lab.spawn(
+        "vm12",
+        [NODE, `${FIX}/backend.ts`, "vm12", "tcp:8080", "udp:7007"],
+        "backend-vm12-again",
+      ),
+    );
+    await pollUntil(async () => state().get("web/10.10.1.12") === true, {
+      timeoutMs: 15_000,
+      what: "web/10.10.1.12 reported up again",
+    });
+    await pollUntil(
+      async () =>
+        (await lab.must("host1", ["nft", "list", "table", "inet", "vipmux-svc-web"])).includes(
+          "10.10.1.12",
+        ),
+      {
+        timeoutMs: 10_000,
+        what: "vm12 back in host1's web table",
+      },
+    );
+    expect(logOf(`agent-${agentRuns}`)).toMatch(/health: web\/10\.10\.1\.12 down/);
   });
 
   it("drift is repaired: a deleted table and a downed device come back", async () => {

@@ -239,6 +239,17 @@ describe("plan", () => {
     expect(diff(d, o)).toEqual([]);
   });
 
+  it("a failing local DIP gets no new flows; all failing: all stay (the MUXes decide)", () => {
+    const both = plan(cfg(WEB)).tables[0]!;
+    const one = plan(cfg(WEB), new Set(["web/10.10.1.12"])).tables[0]!;
+    expect(one.text).toContain("tcp dport 80 counter dnat ip to 10.10.1.11:8080 ");
+    expect(one.digest).not.toBe(both.digest);
+    const all = plan(cfg(WEB), new Set(["web/10.10.1.11", "web/10.10.1.12"])).tables[0]!;
+    expect(all.digest).toBe(both.digest);
+    // Another service's key changes nothing here.
+    expect(plan(cfg(WEB), new Set(["dns/10.10.1.12"])).tables[0]!.digest).toBe(both.digest);
+  });
+
   it("disabled services are not programmed", () => {
     expect(plan(cfg(WEB.replace("vni: 100", "vni: 100\n    enabled: false"))).tables).toEqual([]);
   });
@@ -392,6 +403,20 @@ describe("host-agent config", () => {
       const r = loadHostAgentConfig(`${root}${f}`);
       expect(r.ok ? "ok" : r.error).toBe("ok");
     }
+  });
+
+  it("health: token as a secret, MUX endpoints with the default port", () => {
+    const text = (token: string) =>
+      `node: { name: h }\nhost: { pa: 198.51.100.2 }\nhealth:\n  token: ${token}\n  muxes: [ { address: 192.0.2.2 } ]\n`;
+    const r = parseHostAgentConfig(text("{ env: HA_TOKEN }"), "h.yml", { HA_TOKEN: "t" });
+    expect(r.ok && r.value.health).toEqual({
+      token: { env: "HA_TOKEN" },
+      muxes: [{ address: "192.0.2.2", port: 7946 }],
+    });
+    const bad = parseHostAgentConfig(text("{ env: HA_TOKEN }"), "h.yml", {});
+    expect(
+      bad.ok ? [] : bad.error.map((e) => `${e.line}:${e.col} ${e.path}: ${e.message}`),
+    ).toEqual(["4:10 health.token: environment variable HA_TOKEN is not set"]);
   });
 
   it("errors carry line:column and the field path", () => {
