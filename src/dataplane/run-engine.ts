@@ -6,7 +6,7 @@
 //        [--local-v4 ADDR] [--local-v6 ADDR] [--counters FILE] [--counters-interval MS]
 //
 // SIGHUP reloads the config (a bad file is reported and changes nothing); SIGTERM/SIGINT
-// stop the engine and remove its device. `vipmux dataplane` (src/cli/dataplane.ts) is the
+// stop the engine and remove its device; SIGUSR2 (test only) stalls / resumes the worker. `vipmux dataplane` (src/cli/dataplane.ts) is the
 // same thing under the CLI.
 import { renameSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -70,18 +70,42 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
     dp.apply(serviceModelFromConfig(next)).catch((e: Error) => log(`dataplane: ${e.message}`));
   };
   process.on("SIGHUP", reload);
+  // Test-only fault switch for lab tests: SIGUSR2 stalls / resumes the forwarding worker.
+  let stalled = false;
+  const toggleStall = () => {
+    stalled = !stalled;
+    dp.faultStall(stalled);
+    log(`dataplane: fault: worker ${stalled ? "stalled" : "resumed"} (SIGUSR2)`);
+  };
+  process.on("SIGUSR2", toggleStall);
 
   let timer: NodeJS.Timeout | undefined;
   if (opts.counters) {
     const file = opts.counters;
+    let last: unknown;
+    let busy = false;
+    // The heartbeat is read from shared memory, so it is written even when the worker does
+    // not answer (stalled): the file then carries the last counters and the error.
     const write = async () => {
+      if (busy) return;
+      busy = true;
+      let error: string | undefined;
       try {
-        const c = await dp.counters(1_000);
+        last = await dp.counters(1_000);
+      } catch (e) {
+        error = (e as Error).message;
+      }
+      try {
         const tmp = `${file}.tmp`;
-        writeFileSync(tmp, JSON.stringify({ heartbeat: dp.heartbeat, counters: c }));
+        writeFileSync(
+          tmp,
+          JSON.stringify({ heartbeat: dp.heartbeat, counters: last, ...(error ? { error } : {}) }),
+        );
         renameSync(tmp, file);
       } catch (e) {
-        log(`dataplane: counters: ${(e as Error).message}`);
+        log(`dataplane: counters file: ${(e as Error).message}`);
+      } finally {
+        busy = false;
       }
     };
     await write();
@@ -89,6 +113,7 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
   }
   return async () => {
     process.off("SIGHUP", reload);
+    process.off("SIGUSR2", toggleStall);
     if (timer) clearInterval(timer);
     await dp.stop();
   };

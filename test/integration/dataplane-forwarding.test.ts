@@ -203,6 +203,25 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
     expect(status().heartbeat.ageMs).toBeLessThan(1_000);
   });
 
+  it("test fault switch: SIGUSR2 stalls the worker (heartbeat ages, nothing forwarded) and resumes it", async () => {
+    const fwd0 = status().counters.forwarded;
+    engine.child.kill("SIGUSR2");
+    await pollUntil(async () => status().heartbeat.ageMs > 600, {
+      timeoutMs: 5_000,
+      what: "the heartbeat to age",
+    });
+    await sendUdpFlows(lab, "client", "20.20.20.100", 7, [33001, 33002, 33003]);
+    await sleep(300);
+    expect(status().counters.forwarded).toBe(fwd0);
+    engine.child.kill("SIGUSR2");
+    // The packets queued in the TUN device while stalled are forwarded on resume.
+    await pollUntil(async () => status().counters.forwarded === fwd0 + 3, {
+      timeoutMs: 5_000,
+      what: "forwarding to resume",
+    });
+    expect(status().heartbeat.ageMs).toBeLessThan(500);
+  });
+
   it("reloads on SIGHUP: a bad file changes nothing; web6 moves to an IPv6 underlay", async () => {
     const good = readFileSync(configFile, "utf8");
     writeFileSync(configFile, `${good}\n  - name: broken\n    vip: not-an-ip\n`);

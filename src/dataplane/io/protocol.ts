@@ -67,7 +67,7 @@ export interface IoCounters {
   rxErrors: number;
   /** Latency of a batch, read to send, in log2 µs buckets. */
   batchLatencyUs: number[];
-  /** Packets per batch: largest seen and total (mean = total / batches). */
+  /** Largest batch seen, in packets (mean: rxPackets / batches). */
   maxBatch: number;
 }
 
