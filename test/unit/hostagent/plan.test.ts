@@ -400,7 +400,7 @@ describe("host-agent config", () => {
       "containerlab/host1.yml",
       "containerlab/host2.yml",
     ]) {
-      const r = loadHostAgentConfig(`${root}${f}`);
+      const r = loadHostAgentConfig(`${root}${f}`, { VIPMUX_HEALTH_TOKEN: "t0ken" });
       expect(r.ok ? "ok" : r.error).toBe("ok");
     }
   });
