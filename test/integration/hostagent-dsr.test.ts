@@ -625,4 +625,42 @@ health:
       "cleanup: 0 changes",
     );
   });
+
+  it("an IPv6 underlay: the VXLAN device binds the IPv6 PA; VXLAN over IPv6 reaches the DIP", async () => {
+    const v6config = join(lab.plan.dir, "host1-v6.yml");
+    writeFileSync(
+      v6config,
+      `node: { name: host1 }
+host: { pa: "2001:db8:100:1::2", gateway: 198.51.100.1 }
+services:
+  - name: web
+    vip: 20.20.20.100
+    ports: [ { protocol: udp, port: 7, backend-port: 7007 } ]
+    vni: 100
+    backends: [ { dip: 10.10.1.11, host: "2001:db8:100:1::2" } ]
+`,
+    );
+    await lab.must("host1", ["vipmux", "host-agent", "--config", v6config, "--once"]);
+    const l = await links();
+    expect(l.map((x) => [x.ifname, x.linkinfo?.info_data?.id])).toEqual([["vmx-100", 100]]);
+    expect(await lab.must("host1", ["ip", "-d", "link", "show", "vmx-100"])).toContain(
+      "local 2001:db8:100:1::2",
+    );
+    await udpListen(CLIENT, 40009, "udp-v6underlay-client");
+    const spec = { host: "2001:db8:100:1::2", vni: 100, innerMac: INNER_MAC };
+    await lab.must("mux1", [
+      NODE,
+      `${FIX}/mux-send.ts`,
+      JSON.stringify({
+        ...spec,
+        packets: [{ src: CLIENT, dst: VIP, proto: "udp", sport: 40009, dport: 7, payload: "u6" }],
+      }),
+    ]);
+    const got = await received("udp-v6underlay-client");
+    expect(got).toEqual([
+      { from: `${VIP}:7`, data: "vm11 local=0.0.0.0:7007 remote=203.0.113.10:40009 u6" },
+    ]);
+    await lab.must("host1", ["vipmux", "host-agent", "cleanup"]);
+    expect(await links()).toEqual([]);
+  });
 });
