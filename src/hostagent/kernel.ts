@@ -17,7 +17,7 @@ import {
 } from "./diff.ts";
 import {
   type DesiredState,
-  LINK_PREFIX,
+  isOwnLinkName,
   OWN_TABLE_PREFIX,
   type RequirementSpec,
   type RouteSpec,
@@ -100,7 +100,7 @@ export class Kernel {
     const out: ObservedLink[] = [];
     for (const l of await this.rt.getLinks()) {
       const name = l.attrs.ifname;
-      if (!name?.startsWith(LINK_PREFIX) || l.data.index === undefined) continue;
+      if (name === undefined || !isOwnLinkName(name) || l.data.index === undefined) continue;
       const info = l.attrs.linkinfo ? ifla.parseInfo(l.attrs.linkinfo) : undefined;
       const vx = info?.kind === "vxlan" && info.data ? ifla.parseVxlan(info.data) : undefined;
       const local = vx?.local ?? vx?.local6;

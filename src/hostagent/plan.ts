@@ -124,6 +124,8 @@ export interface DesiredState {
 }
 
 export const linkName = (vni: number) => `${LINK_PREFIX}${vni}`;
+/** Devices the agent owns: exactly its naming pattern (vmx-<vni>), nothing else. */
+export const isOwnLinkName = (name: string) => /^vmx-\d+$/.test(name);
 export const tableName = (service: string) => `${TABLE_PREFIX}${service}`;
 
 /**
@@ -201,8 +203,11 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
     });
     rules.push(...dsrRules({ priority, family, fwmark: mark, table }));
   }
-  if (tables.length > 0)
-    tables.push(hostTable(floating, gw4 !== undefined || gw6 !== undefined ? mark : undefined));
+  if (tables.length > 0) {
+    // A floating VIP with no DIP to route to (all drained) is not let through: dropped.
+    const routed = [...floating].filter(([, f]) => f.dips.size > 0).map(([vip]) => vip);
+    tables.push(hostTable(routed, gw4 !== undefined || gw6 !== undefined ? mark : undefined));
+  }
 
   const sortedLinks = [...links.values()].sort((a, b) => a.vni - b.vni);
   return {
@@ -316,8 +321,8 @@ function dsrRules(r: RuleSpec): RuleSpec[] {
   ];
 }
 
-function hostTable(floating: Map<string, unknown>, dsrMark: number | undefined): ServiceTableSpec {
-  const vips = [...floating.keys()].sort(cmp);
+function hostTable(floatingVips: string[], dsrMark: number | undefined): ServiceTableSpec {
+  const vips = [...floatingVips].sort(cmp);
   const set = (list: string[]) => `{ ${list.join(", ")} }`;
   const v4 = vips.filter((v) => !isIPv6(v));
   const v6 = vips.filter((v) => isIPv6(v));

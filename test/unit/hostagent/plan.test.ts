@@ -16,7 +16,7 @@ import {
   ruleKey,
 } from "../../../src/hostagent/diff.ts";
 import { formatMultipath, parseMultipath } from "../../../src/hostagent/kernel.ts";
-import { type DesiredState, plan } from "../../../src/hostagent/plan.ts";
+import { type DesiredState, isOwnLinkName, plan } from "../../../src/hostagent/plan.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -469,5 +469,27 @@ services:
         ),
       ),
     ).toBe(true);
+  });
+});
+
+describe("ownership and edge cases", () => {
+  it("only vmx-<vni> devices are the agent's", () => {
+    expect(
+      ["vmx-100", "vmx-16777215", "vmx-", "vmx-a", "vmx-100x", "vmx0"].map(isOwnLinkName),
+    ).toEqual([true, true, false, false, false, false]);
+  });
+
+  it("a floating VIP whose DIPs are all drained gets no route and is not let through the guard", () => {
+    const d = plan(
+      cfg(`
+  - name: float
+    vip: 20.20.20.101
+    ports: [ { protocol: udp, port: 53 } ]
+    vni: 100
+    backends: [ { dip: 10.10.1.13, host: 198.51.100.2, floating-ip: true, weight: 0 } ]
+`),
+    );
+    expect(d.routes).toEqual([]);
+    expect(d.tables.find((t) => t.table === "vipmux-host")!.text).not.toContain("20.20.20.101");
   });
 });
