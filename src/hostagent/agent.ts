@@ -61,16 +61,24 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   let running: Promise<void> = Promise.resolve();
   let failures = 0;
   let health: HostHealth | undefined;
+  let lastWarnings = "";
 
   const once = (why: string) => {
     running = running.then(async () => {
       try {
         const desired = plan(cfg, health?.failingKeys());
-        for (const w of desired.warnings) log(`warning: ${w}`);
-        for (const { req, value } of kernel.unmet(desired.required))
-          log(
-            `warning: ${req.key.replaceAll("/", ".")} is ${value ?? "missing"} (want ${req.accept.join(" or ")}): ${req.why}`,
-          );
+        const warnings = [
+          ...desired.warnings,
+          ...kernel
+            .unmet(desired.required)
+            .map(
+              ({ req, value }) =>
+                `${req.key.replaceAll("/", ".")} is ${value ?? "missing"} (want ${req.accept.join(" or ")}): ${req.why}`,
+            ),
+        ];
+        // Said once, and again when they change, not on every timer tick.
+        if (warnings.join("\n") !== lastWarnings) for (const w of warnings) log(`warning: ${w}`);
+        lastWarnings = warnings.join("\n");
         const r = await reconcile(kernel, desired, cfg.host["route-table"], log);
         if (r.actions.length > 0 || why !== "timer")
           log(
@@ -120,9 +128,12 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     log(`health: probing local DIPs, reporting to ${c.health.muxes.length} MUX(es)`);
   };
 
-  startHealth(cfg);
-  await once("start");
-  let timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
+  // Signals are handled from the start: a SIGHUP while starting reloads, never kills.
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  let timer: NodeJS.Timeout | undefined;
   const onHup = () => {
     const r = opts.load();
     if (!r.ok) {
@@ -142,19 +153,19 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   };
   process.on("SIGHUP", onHup);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  startHealth(cfg);
+  await once("start");
+  timer ??= setInterval(() => void once("timer"), cfg.reconcile.interval);
+  const sig = await signal;
   clearInterval(timer);
   process.off("SIGHUP", onHup);
   health?.stop();
   await running;
   if (opts.cleanupOnExit) {
-    log(`${signal}: removing the agent's kernel state`);
+    log(`${sig}: removing the agent's kernel state`);
     await reconcile(kernel, emptyState(), cfg.host["route-table"], log);
   } else {
-    log(`${signal}: leaving the kernel state in place (flows keep going; cleanup removes it)`);
+    log(`${sig}: leaving the kernel state in place (flows keep going; cleanup removes it)`);
   }
   kernel.close();
   return 0;
