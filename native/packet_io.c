@@ -25,6 +25,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,21 +462,33 @@ static void pio_poll_on_ready(uv_poll_t* h, int status, int events) {
   napi_get_global(env, &global);
   napi_create_int32(env, status < 0 ? -status : 0, &arg);
   napi_make_callback(env, p->actx, global, cb, 1, &arg, NULL);
+  // The callback must not throw (the TypeScript side catches everything and reports it);
+  // should it, the exception is cleared here rather than left pending on the environment.
+  // (napi_fatal_exception from this uv callback crashes a terminating worker.)
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+  }
   napi_close_handle_scope(env, scope);
 }
 
 // Stops polling and releases the JS references; the struct is freed when uv closes it.
+// From the environment's cleanup hook no N-API call is made: the environment is going away
+// and takes its references with it.
 static void pio_poll_stop_now(pio_poll* p, int from_cleanup) {
   if (p->closing) return;
   p->closing = 1;
   p->active = 0;
-  if (!from_cleanup) napi_remove_env_cleanup_hook(p->env, pio_poll_cleanup_hook, p);
   uv_poll_stop(&p->poll);
-  if (p->callback) {
-    napi_delete_reference(p->env, p->callback);
-    p->callback = NULL;
-    napi_async_destroy(p->env, p->actx);
+  if (!from_cleanup) {
+    napi_remove_env_cleanup_hook(p->env, pio_poll_cleanup_hook, p);
+    if (p->callback) {
+      napi_delete_reference(p->env, p->callback);
+      napi_async_destroy(p->env, p->actx);
+    }
   }
+  p->callback = NULL;
   uv_close((uv_handle_t*)&p->poll, pio_poll_free);
 }
 

@@ -24,7 +24,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -187,6 +189,29 @@ static napi_value set_tcp_md5(napi_env env, napi_callback_info info) {
   int err = apply_md5(fd, peer, key, key_len);
   if (err) return throw_errno(env, "setsockopt(TCP_MD5SIG)", err);
   return NULL;
+}
+
+// setThreadNice(nice) -> the nice value now in force for the calling thread. On Linux nice
+// is per thread (setpriority on the thread id): the BFD worker raises its own priority so
+// other processes on a busy host do not delay its timers. Lowering nice needs CAP_SYS_NICE;
+// throws EACCES / EPERM otherwise.
+static napi_value set_thread_nice(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t nice_value;
+  if (argc < 1 || !get_int(env, argv[0], &nice_value)) {
+    napi_throw_type_error(env, "EINVAL", "setThreadNice(nice): integer");
+    return NULL;
+  }
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  if (setpriority(PRIO_PROCESS, (id_t)tid, nice_value) != 0)
+    return throw_errno(env, "setpriority", errno);
+  errno = 0;
+  int now = getpriority(PRIO_PROCESS, (id_t)tid);
+  napi_value out;
+  napi_create_int32(env, now, &out);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -645,6 +670,7 @@ NAPI_MODULE_INIT() {
        NULL},
       {"setTcpMd5", NULL, set_tcp_md5, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connectTcp", NULL, connect_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setThreadNice", NULL, set_thread_nice, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_enumerable, NULL},

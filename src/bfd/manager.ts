@@ -36,6 +36,11 @@ export interface BfdManagerOptions {
   peerPort?: number;
   /** TX interval while not Up; RFC 5880 §6.8.3 wants ≥ 1000 ms. */
   slowIntervalMs?: number;
+  /**
+   * Nice value for the BFD worker thread; default -10 (ahead of ordinary work when running as
+   * root; silently unchanged without CAP_SYS_NICE). null leaves it alone.
+   */
+  threadNice?: number | null;
   /** Receives the worker's log lines (session created, ...). Default: none. */
   log?: (level: "info" | "warn", message: string) => void;
 }
@@ -114,6 +119,8 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
       peerPort: opts.peerPort ?? 3784,
       slowIntervalMs: opts.slowIntervalMs ?? 1000,
     };
+    const nice = opts.threadNice === undefined ? -10 : opts.threadNice;
+    if (nice !== null) workerOptions.threadNice = nice;
     const worker = new Worker(workerUrl(), { workerData: workerOptions, name: "vipmux-bfd" });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {

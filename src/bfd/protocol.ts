@@ -17,6 +17,8 @@ export interface WorkerOptions {
   peerPort: number;
   /** TX floor while not Up (RFC 5880 §6.8.3: ≥ 1000 ms). */
   slowIntervalMs: number;
+  /** Nice value for the worker thread (undefined: leave it). */
+  threadNice?: number;
 }
 
 export type ToWorker =
@@ -54,6 +56,11 @@ export interface BfdStats {
   txErrors: number;
   /** Worst lateness of a timer callback in the worker, ms (timing integrity). */
   maxTimerLatenessMs: number;
+  /** The worker thread's nice value when it could set it, else null. */
+  threadNice: number | null;
+  /** Histogram of timer lateness: counts[i] < boundsMs[i] (and ≥ the previous bound); the
+   * last count is ≥ the last bound. */
+  timerLateness: { boundsMs: number[]; counts: number[] };
 }
 
 export interface StateMessage {

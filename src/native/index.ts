@@ -31,6 +31,7 @@ interface RawAddon {
     timeoutMs: number,
     callback: (errno: number, fd: number) => void,
   ): void;
+  setThreadNice(nice: number): number;
   udpOpen(
     address: string,
     port: number,
@@ -187,6 +188,15 @@ export function setMinTtl(fd: number, family: 4 | 6, minTtl: number): void {
   const c = raw().constants;
   if (family === 4) setSocketOptionInt(fd, c.IPPROTO_IP, c.IP_MINTTL, minTtl);
   else setSocketOptionInt(fd, c.IPPROTO_IPV6, c.IPV6_MINHOPCOUNT, minTtl);
+}
+
+/**
+ * Sets the nice value of the calling thread only (Linux: nice is per thread) and returns the
+ * value in force. Negative values need CAP_SYS_NICE (root): NativeSocketError EACCES/EPERM.
+ */
+export function setThreadNice(nice: number): number {
+  const a = raw();
+  return wrapNative(() => a.setThreadNice(nice));
 }
 
 export interface ConnectTcpOptions {

@@ -4,6 +4,7 @@
 import * as dgram from "node:dgram";
 import { once } from "node:events";
 import * as net from "node:net";
+import { getPriority } from "node:os";
 import { Worker } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -310,5 +311,20 @@ describe("native addon", () => {
       // Before the fix for close callbacks after unload, this crashed the process (SIGSEGV).
       expect(await worker.terminate()).toBe(1);
     }
+  });
+
+  it("setThreadNice changes the calling thread only (a worker's nice, not the process's)", async () => {
+    const { addonPath } = await import("../../../src/native/index.ts");
+    const before = getPriority();
+    const src = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const addon = require(workerData.path);
+      parentPort.postMessage(addon.setThreadNice(${before + 3}));
+    `;
+    const worker = new Worker(src, { eval: true, workerData: { path: addonPath } });
+    const [nice] = await once(worker, "message");
+    await worker.terminate();
+    expect(nice).toBe(before + 3);
+    expect(getPriority()).toBe(before);
   });
 });
