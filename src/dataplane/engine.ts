@@ -206,7 +206,12 @@ export class Dataplane {
       this.worker = undefined;
       throw e;
     });
-    worker.on("message", (m: FromWorker) => this.onMessage(m));
+    worker.on("message", (m: FromWorker) => {
+      if (m.type === "failed") {
+        this.exitError ??= new DataplaneError(`dataplane worker failed: ${m.message}`);
+        o.log?.(`dataplane: worker failed: ${m.message}`);
+      } else this.onMessage(m);
+    });
     worker.on("error", (e) => {
       this.exitError = e;
       o.log?.(`dataplane: worker error: ${e.message}`);
@@ -365,7 +370,8 @@ export class Dataplane {
 
   private onExit(code: number): void {
     this.exited = true;
-    Atomics.store(this.words, StatusWord.state, WorkerState.stopped);
+    if (Atomics.load(this.words, StatusWord.state) !== WorkerState.failed)
+      Atomics.store(this.words, StatusWord.state, WorkerState.stopped);
     const e = new DataplaneError(`dataplane worker exited (code ${code})`);
     for (const p of this.applies.values()) p.reject(e);
     for (const p of this.requests.values()) {

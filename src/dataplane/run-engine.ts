@@ -57,6 +57,11 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
     vxlanPort: config.dataplane["vxlan-port"],
     flowTableSize: config.dataplane["flow-table-size"],
     log,
+    // Standalone, a dead worker ends the process (non-zero) so its supervisor sees it.
+    onFailure: (e) => {
+      log(`dataplane: failed: ${e.message}; exiting`);
+      void dp.stop().finally(() => process.exit(1));
+    },
   });
   await dp.start();
   await dp.apply(serviceModelFromConfig(config));

@@ -52,6 +52,8 @@ for (let i = 0; i < batch; i++) {
 const sendResult = new Int32Array(2);
 
 let version = 0;
+let readErrors = 0;
+const MAX_CONSECUTIVE_READ_ERRORS = 1000;
 const io: IoCounters = {
   batches: 0,
   rxPackets: 0,
@@ -95,8 +97,13 @@ function runBatch(): void {
   let n: number;
   try {
     n = port.read(inArena, slot, inLens, batch);
-  } catch {
+    readErrors = 0;
+  } catch (e) {
     io.rxErrors++;
+    // The poll is level-triggered: a device that keeps failing (deleted under us) would
+    // spin this thread. Give up loudly; the Dataplane reports it through onFailure.
+    if (++readErrors >= MAX_CONSECUTIVE_READ_ERRORS)
+      fail(`packet input failed ${readErrors} times in a row: ${(e as Error).message}`);
     return;
   }
   const now = Date.now();
@@ -200,6 +207,19 @@ function onInject(id: number, packets: Uint8Array, lengths: Int32Array): void {
 
 let heartbeat: NodeJS.Timeout | undefined;
 
+/** The port is unusable: release it and end the worker with a reason (exit code 1). */
+function fail(reason: string): void {
+  if (heartbeat) clearInterval(heartbeat);
+  try {
+    port.close();
+  } catch {
+    // already broken; the reason below is what matters
+  }
+  Atomics.store(words, StatusWord.state, WorkerState.failed);
+  post({ type: "failed", message: reason });
+  process.exit(1);
+}
+
 function stop(): void {
   Atomics.store(words, StatusWord.state, WorkerState.stopping);
   if (heartbeat) clearInterval(heartbeat);
@@ -235,7 +255,21 @@ heartbeat = setInterval(() => {
   // Idle connection-table entries are reclaimed a slice at a time between batches.
   fwd.expire(now, EXPIRE_SLOTS_PER_TICK);
 }, options.heartbeatIntervalMs);
-port.start(runBatch);
+port.start((errno) => {
+  // libuv stops a poll whose fd reports an error (e.g. the TUN device was deleted): no
+  // more packets will come. End the worker so onFailure fires, rather than keep a
+  // heartbeat that says "alive" while nothing can be forwarded. Nothing may throw out of
+  // this callback (it is called from C): any error ends the worker the same way.
+  if (errno !== 0) {
+    fail(`packet input failed (poll errno ${errno})`);
+    return;
+  }
+  try {
+    runBatch();
+  } catch (e) {
+    fail(`forwarding failed: ${(e as Error).stack ?? String(e)}`);
+  }
+});
 alive(Date.now());
 Atomics.store(words, StatusWord.state, WorkerState.running);
 post({ type: "ready" });

@@ -273,4 +273,16 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
     expect(links).not.toContain("vipmux0");
     expect(await lab.must("mux1", ["ip", "route", "show", "20.20.20.100"])).toBe("");
   });
+
+  it("a TUN device deleted under the engine ends it with a reason and a non-zero exit", async () => {
+    const again = await startEngine(lab, "mux1", configFile);
+    await lab.must("mux1", ["ip", "link", "del", "vipmux0"]);
+    await pollUntil(async () => again.child.exitCode !== null, {
+      timeoutMs: 10_000,
+      what: "the engine to exit",
+    });
+    expect(again.child.exitCode).toBe(1);
+    const log = readFileSync(`${lab.plan.dir}/engine-mux1.log`, "utf8");
+    expect(log).toMatch(/worker failed: packet input failed/);
+  });
 });

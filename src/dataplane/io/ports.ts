@@ -23,8 +23,11 @@ export interface PacketPort {
     count: number,
     result: Int32Array,
   ): void;
-  /** Calls `cb` (on this thread's loop) whenever packets may be waiting. */
-  start(cb: () => void): void;
+  /**
+   * Calls `cb(0)` (on this thread's loop) whenever packets may be waiting, `cb(errno)` once
+   * if the fd fails (polling then stops).
+   */
+  start(cb: (errno: number) => void): void;
   close(): void;
 }
 
@@ -86,7 +89,7 @@ class TunPort implements PacketPort {
   send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
     this.tx.send(arena, slotSize, lens, count, result);
   }
-  start(cb: () => void): void {
+  start(cb: (errno: number) => void): void {
     this.poll = this.io.pollStart(this.fd, cb);
   }
   close(): void {
@@ -119,7 +122,7 @@ class AfPacketPort implements PacketPort {
   send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
     this.tx.send(arena, slotSize, lens, count, result);
   }
-  start(cb: () => void): void {
+  start(cb: (errno: number) => void): void {
     this.poll = this.io.pollStart(this.fd, cb);
   }
   close(): void {
@@ -136,7 +139,7 @@ class AfPacketPort implements PacketPort {
  */
 export class MemoryPort implements PacketPort {
   private queue: { packets: Uint8Array; lengths: Int32Array; next: number; off: number }[] = [];
-  private cb: (() => void) | undefined;
+  private cb: ((errno: number) => void) | undefined;
   /** Output of the last `send`: copies of the packets. */
   sent: Uint8Array[] = [];
 
@@ -171,12 +174,12 @@ export class MemoryPort implements PacketPort {
     result[0] = count;
     result[1] = 0;
   }
-  start(cb: () => void): void {
+  start(cb: (errno: number) => void): void {
     this.cb = cb;
   }
   /** Runs the batch callback (the worker calls it after a push). */
   kick(): void {
-    this.cb?.();
+    this.cb?.(0);
   }
   close(): void {
     this.queue = [];
