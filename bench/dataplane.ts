@@ -357,6 +357,7 @@ async function orchestrate(seconds: number) {
 
     // (b') AF_PACKET input: the kernel must not forward VIP packets itself.
     await sysctl("mux1", "net.ipv4.ip_forward=0");
+    await sysctl("mux1", "net.ipv6.conf.all.forwarding=0");
     const pktStatus = `${lab.plan.dir}/engine-packet.json`;
     const pkt = await engine(lab, "packet", pktStatus);
     children.push(pkt);

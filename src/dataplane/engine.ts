@@ -13,7 +13,7 @@
 // also routes each VIP of the table into the device and removes the routes of VIPs that
 // left, and turns on IP forwarding in its namespace (the kernel hands VIP traffic to the
 // TUN only as forwarded traffic).
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { buildForwardingTable, type ForwardingTable } from "../lb/forwarding-table.ts";
 import type { ServiceModel } from "../lb/service.ts";
@@ -179,6 +179,7 @@ export class Dataplane {
       socketBufferBytes: o.socketBufferBytes ?? 4 << 20,
     };
     if (o.io.kind === "tun" && o.enableForwarding !== false) enableForwarding();
+    if (o.io.kind === "packet") refuseKernelForwarding();
     const file = new URL(
       import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js",
       import.meta.url,
@@ -197,7 +198,9 @@ export class Dataplane {
         }
       };
       worker.on("message", onMessage);
-      worker.once("error", (e) => reject(e));
+      worker.once("error", (e) =>
+        reject(new DataplaneError(`dataplane worker failed to start: ${e.message}`)),
+      );
       worker.once("exit", (code) =>
         reject(new DataplaneError(`dataplane worker exited during start (code ${code})`)),
       );
@@ -421,6 +424,25 @@ export class Dataplane {
       ]);
       this.routed.delete(vip);
     }
+  }
+}
+
+/**
+ * AF_PACKET only taps the uplink: with IP forwarding on, the kernel would forward every VIP
+ * packet as well (back to its default route), duplicating or looping the traffic.
+ */
+function refuseKernelForwarding(): void {
+  for (const f of ["/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"]) {
+    let on = false;
+    try {
+      on = readFileSync(f, "utf8").trim() === "1";
+    } catch {
+      // no such sysctl (IPv6 disabled): nothing to refuse
+    }
+    if (on)
+      throw new DataplaneError(
+        `the AF_PACKET input needs ${f} = 0: the kernel would forward the VIP traffic too`,
+      );
   }
 }
 

@@ -78,8 +78,7 @@ try {
 } catch (e) {
   Atomics.store(words, StatusWord.state, WorkerState.failed);
   post({ type: "failed", message: (e as Error).message });
-  parent.close();
-  throw e;
+  process.exit(1);
 }
 
 function alive(now: number): void {

@@ -286,8 +286,12 @@ describe("Dataplane (memory port)", () => {
   });
 
   it("a device engine that cannot open reports why and leaves nothing running", async () => {
-    // No root or no such interface: the AF_PACKET port fails in the worker's start.
-    const dp = new Dataplane({ io: { kind: "packet", interface: "no-such-if0" } });
+    // A TUN name the kernel cannot take (> 15 bytes): the port fails in the worker's start.
+    // (No sysctl is touched: enableForwarding is off.)
+    const dp = new Dataplane({
+      io: { kind: "tun", name: "vipmux-name-too-long" },
+      enableForwarding: false,
+    });
     await expect(dp.start()).rejects.toThrow(/failed to start/);
     expect(dp.heartbeat.running).toBe(false);
   });
