@@ -182,8 +182,9 @@ export function nftScript(put: ServiceTableSpec[], del: string[]): string {
 }
 
 /**
- * Reads our tables back from `nft list ruleset inet` text: each vipmux-svc-* table's
- * digest (its comment) and endpoints (its rules' comments). Other tables are ignored.
+ * Reads our tables back from `nft list chains inet` or `nft list table` text: each
+ * vipmux-* table's digest (its first chain's comment) and endpoints (its rules'
+ * comments; chain listings have none). Other tables are ignored.
  */
 export function parseNftRuleset(text: string, prefix: string): ObservedTable[] {
   const out: ObservedTable[] = [];
@@ -200,7 +201,7 @@ export function parseNftRuleset(text: string, prefix: string): ObservedTable[] {
       cur = undefined;
       continue;
     }
-    const c = /^\tcomment "vipmux \S+ ([0-9a-f]+)"$/.exec(line);
+    const c = /^\t\tcomment "vipmux \S+ ([0-9a-f]{16})"$/.exec(line);
     if (c) {
       cur.digest = c[1]!;
       continue;

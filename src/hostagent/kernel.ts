@@ -13,6 +13,7 @@ import {
   nftScript,
   type ObservedLink,
   type ObservedState,
+  type ObservedTable,
   parseNftRuleset,
 } from "./diff.ts";
 import {
@@ -73,7 +74,7 @@ export class Kernel {
   async observe(desired: DesiredState, table: number): Promise<ObservedState> {
     // One dump at a time: the socket reassembles one multipart reply at a time.
     const links = await this.links();
-    const tables = await this.tables();
+    const tables = await this.tables(desired);
     const routes = await this.routes(table);
     const rules = await this.rules();
     const sysctls: Record<string, string | undefined> = {};
@@ -118,9 +119,21 @@ export class Kernel {
     return out;
   }
 
-  async tables() {
-    const r = await must(["nft", "list", "ruleset", "inet"]);
-    return parseNftRuleset(r.stdout, OWN_TABLE_PREFIX);
+  /**
+   * The agent's tables with their digests (`nft list chains`: fast with hundreds of
+   * tables); the endpoints only of tables about to be replaced or deleted, which are the
+   * only ones conntrack cleanup needs (`nft list table` each).
+   */
+  async tables(desired: DesiredState): Promise<ObservedTable[]> {
+    const r = await must(["nft", "list", "chains", "inet"]);
+    const want = new Map(desired.tables.map((t) => [t.table, t.digest]));
+    const out = parseNftRuleset(r.stdout, OWN_TABLE_PREFIX);
+    for (const t of out) {
+      if (want.get(t.name) === t.digest) continue;
+      const full = await must(["nft", "list", "table", "inet", t.name]);
+      t.endpoints = parseNftRuleset(full.stdout, OWN_TABLE_PREFIX)[0]?.endpoints ?? [];
+    }
+    return out;
   }
 
   async routes(table: number): Promise<RouteSpec[]> {

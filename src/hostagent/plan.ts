@@ -345,9 +345,18 @@ function chain(name: string, hook: string, rules: string[]): string {
   return [`\tchain ${name} {`, `\t\t${hook}`, ...rules.map((r) => `\t\t${r}`), "\t}"].join("\n");
 }
 
+/**
+ * The table's text with its digest in the first chain's comment: `nft list chains` shows
+ * chain comments and is fast with many tables, where listing tables or the ruleset is
+ * slow (seconds for hundreds of tables with nftables 1.0).
+ */
 function tableText(table: string, what: string, body: string) {
   const digest = createHash("sha256").update(body).digest("hex").slice(0, 16);
-  const text = `table inet ${table} {\n\tcomment "vipmux ${what} ${digest}"\n${body}\n}\n`;
+  const withDigest = body.replace(
+    /^\tchain \S+ \{\n/,
+    (m) => `${m}\t\tcomment "vipmux ${what} ${digest}"\n`,
+  );
+  const text = `table inet ${table} {\n\tcomment "vipmux ${what}"\n${withDigest}\n}\n`;
   return { service: what, table, digest, text };
 }
 

@@ -94,7 +94,7 @@ describe("plan", () => {
       "udp dport 7 counter dnat ip to jhash ip saddr . ip daddr . udp sport . udp dport mod 2",
     );
     expect(web.text).toMatch(
-      /^table inet vipmux-svc-web \{\n\tcomment "vipmux web [0-9a-f]{16}"\n/,
+      /^table inet vipmux-svc-web \{\n\tcomment "vipmux web"\n\tchain prerouting \{\n\t\tcomment "vipmux web [0-9a-f]{16}"\n/,
     );
     expect(web.endpoints).toEqual([
       { protocol: "tcp", vip: "20.20.20.100", first: 80, last: 80 },
@@ -193,7 +193,7 @@ describe("plan", () => {
   it("a host table guards the forward path: DNATed flows pass, anything else from VXLAN drops", () => {
     const host = plan(cfg(WEB)).tables.find((t) => t.table === "vipmux-host")!;
     expect(host.text).toContain(
-      'chain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname "vmx-*" ct status dnat accept\n\t\tiifname "vmx-*" counter drop comment "no service"\n\t}',
+      '\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname "vmx-*" ct status dnat accept\n\t\tiifname "vmx-*" counter drop comment "no service"\n\t}',
     );
     expect(host.text).not.toContain("chain dsr");
     expect(host.endpoints).toEqual([]);
@@ -354,7 +354,7 @@ describe("nftables text", () => {
     ).toBe(true);
   });
 
-  it("reads back digests and endpoints from `nft list ruleset` output, ignoring other tables", () => {
+  it("reads back digests and endpoints from `nft list table` output, ignoring other tables", () => {
     const listed = `table inet filter {
 	chain input {
 		type filter hook input priority filter; policy accept;
@@ -362,8 +362,9 @@ describe("nftables text", () => {
 	}
 }
 table inet vipmux-svc-web {
-	comment "vipmux web 0123456789abcdef"
+	comment "vipmux web"
 	chain prerouting {
+		comment "vipmux web 0123456789abcdef"
 		type nat hook prerouting priority dstnat; policy accept;
 		iifname "vmx-100" ip daddr 20.20.20.100 tcp dport 80 counter packets 3 bytes 180 dnat ip to jhash ip saddr . ip daddr . tcp sport . tcp dport mod 2 seed 0x766d7578 map { 0 : 10.10.1.11, 1 : 10.10.1.12 }:8080 comment "tcp 20.20.20.100 80"
 		iifname "vmx-101" ip6 daddr 2001:db8:f::100 tcp dport 8000-8099 counter packets 0 bytes 0 dnat ip6 to fd00::1 comment "tcp 2001:db8:f::100 8000-8099"
@@ -379,6 +380,31 @@ table inet vipmux-svc-web {
           { protocol: "tcp", vip: "2001:db8:f::100", first: 8000, last: 8099 },
         ],
       },
+    ]);
+  });
+});
+
+describe("nft list chains", () => {
+  it("gives every table's digest (no endpoints: chain listings have no rules)", () => {
+    const listed = `table inet vipmux-svc-web {
+	chain prerouting {
+		comment "vipmux web 0123456789abcdef"
+		type nat hook prerouting priority dstnat; policy accept;
+	}
+}
+table inet vipmux-host {
+	chain forward {
+		comment "vipmux host fedcba9876543210"
+		type filter hook forward priority filter; policy accept;
+	}
+	chain dsr {
+		type filter hook prerouting priority mangle; policy accept;
+	}
+}
+`;
+    expect(parseNftRuleset(listed, "vipmux-")).toEqual([
+      { name: "vipmux-svc-web", digest: "0123456789abcdef", endpoints: [] },
+      { name: "vipmux-host", digest: "fedcba9876543210", endpoints: [] },
     ]);
   });
 });
