@@ -66,6 +66,7 @@ export class AdjRibOut {
     max: number,
     desired: (key: string) => Desired | undefined,
     families: ReadonlySet<number>,
+    parse: (key: string) => Prefix | undefined = parsePrefix,
   ): OutBatch {
     const announce = new Map<string, { route: ExportedRoute; prefixes: Prefix[] }>();
     const withdraw4: Prefix[] = [];
@@ -89,7 +90,7 @@ export class AdjRibOut {
         this.sent.set(key, want.route.key);
         count++;
       } else if (had !== undefined) {
-        const p = want?.prefix ?? parsePrefix(key);
+        const p = want?.prefix ?? parse(key);
         this.sent.delete(key);
         if (!p) continue;
         (p.afi === Afi.Ipv4 ? withdraw4 : withdraw6).push(p);

@@ -130,13 +130,6 @@ interface SpeakerEvents {
   "route-refresh": [{ peer: string; afi: number; subtype: number }];
 }
 
-interface Route {
-  readonly prefix: Prefix;
-  readonly attrs: RouteAttributes;
-  /** Interned attributes id: export results are cached per (peer, attrsId, afi). */
-  readonly attrsId: number;
-}
-
 interface Peer {
   readonly options: PeerOptions;
   readonly name: string;
@@ -166,7 +159,40 @@ const FLUSH_STEP = 20_000;
 export function prefixKey(text: string): { key: string; prefix: Prefix } {
   const p = parsePrefix(text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`);
   if (!p) throw new TypeError(`not a prefix: ${text}`);
-  return { key: formatPrefix(p), prefix: p };
+  return { key: flat(formatPrefix(p)), prefix: p };
+}
+
+/**
+ * The prefix of a canonical key. IPv4 keys are parsed by hand: this runs for every prefix
+ * of every UPDATE batch, and the general parser's garbage would dominate a full-table send.
+ */
+function keyPrefix(key: string): Prefix {
+  if (key.includes(":")) return parsePrefix(key)!;
+  let addr = 0;
+  let octet = 0;
+  let i = 0;
+  for (; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c === 46 /* . */ || c === 47 /* / */) {
+      addr = addr * 256 + octet;
+      octet = 0;
+      if (c === 47) break;
+    } else octet = octet * 10 + (c - 48);
+  }
+  let len = 0;
+  for (i++; i < key.length; i++) len = len * 10 + (key.charCodeAt(i) - 48);
+  return { afi: 1, addr, len };
+}
+
+/**
+ * A flat, internalized copy of a string built by concatenation (V8 keeps those as trees
+ * of pieces): table keys then cost half the memory and are shared by every table.
+ */
+function flat(s: string): string {
+  if (s.length <= 12) return s; // short concatenations are flat already
+  const o: Record<string, true> = { [s]: true };
+  for (const k in o) return k;
+  return s;
 }
 
 function validateAttrs(a: RouteAttributes): void {
@@ -180,8 +206,14 @@ function validateAttrs(a: RouteAttributes): void {
 
 export class Speaker extends EventEmitter<SpeakerEvents> {
   readonly options: SpeakerOptions;
-  private readonly routes = new Map<string, Route>();
+  /**
+   * The desired table: prefix key → interned attributes id. Numbers and shared flat keys
+   * only (no object per route): 100,000 VIPs cost a few MiB.
+   */
+  private readonly routes = new Map<string, number>();
   private readonly attrsIds = new Map<string, number>();
+  /** Attributes by id; export results are cached per (peer, id, family). */
+  private readonly attrsById: RouteAttributes[] = [];
   private readonly peersByKey = new Map<string, Peer>();
   private listener: Listener | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -321,16 +353,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    */
   announce(prefix: string, attrs: RouteAttributes = {}): void {
     validateAttrs(attrs);
-    const { key, prefix: p } = prefixKey(prefix);
+    const { key } = prefixKey(prefix);
     const canon = JSON.stringify(attrs, Object.keys(attrs).sort());
     let attrsId = this.attrsIds.get(canon);
     if (attrsId === undefined) {
-      attrsId = this.attrsIds.size + 1;
+      attrsId = this.attrsById.length;
+      this.attrsById.push(attrs);
       this.attrsIds.set(canon, attrsId);
     }
-    const old = this.routes.get(key);
-    if (old && old.attrsId === attrsId) return;
-    this.routes.set(key, { prefix: p, attrs, attrsId });
+    if (this.routes.get(key) === attrsId) return;
+    this.routes.set(key, attrsId);
     this.markDirty(key);
   }
 
@@ -385,16 +417,18 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     };
     return (key) => {
       if (this.withdrawnAll) return undefined;
-      const r = this.routes.get(key);
-      if (!r || !exportsPrefix(policy, r.prefix)) return undefined;
-      const ck = r.attrsId * 2 + (r.prefix.afi - 1);
+      const attrsId = this.routes.get(key);
+      if (attrsId === undefined) return undefined;
+      const prefix = keyPrefix(key);
+      if (!exportsPrefix(policy, prefix)) return undefined;
+      const ck = attrsId * 2 + (prefix.afi - 1);
       let e = peer.exportCache.get(ck);
       if (e === undefined) {
-        e = exportRoute(ctx, policy, r.attrs, r.prefix.afi);
+        e = exportRoute(ctx, policy, this.attrsById[attrsId]!, prefix.afi);
         if (typeof e === "string") this.log("warn", `${peer.name}: not exporting: ${e}`);
         peer.exportCache.set(ck, e);
       }
-      return typeof e === "string" ? undefined : { prefix: r.prefix, route: e };
+      return typeof e === "string" ? undefined : { prefix, route: e };
     };
   }
 
@@ -406,7 +440,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const desired = this.desiredFor(peer);
     while (peer.out.dirty.size > 0) {
       if (peer.session.writableBytes > limit) return; // resumed by the socket's drain
-      const b = peer.out.take(FLUSH_STEP, desired, peer.families);
+      const b = peer.out.take(FLUSH_STEP, desired, peer.families, keyPrefix);
       const chunks: Uint8Array[] = [];
       let messages = 0;
       try {
