@@ -45,6 +45,7 @@ interface Session {
   txErrors: number;
   upSince: number | undefined;
   removing: boolean;
+  closed: boolean;
 }
 
 // Timing integrity on a busy host: run this thread ahead of ordinary work (packet I/O,
@@ -195,7 +196,12 @@ function add(config: PeerConfig): void {
   if (family !== 4 && family !== 6) throw new Error(`BFD peer ${config.peer}: not an IP address`);
   if (config.local && isIP(config.local) !== family)
     throw new Error(`BFD peer ${config.peer}: local ${config.local} is not the same family`);
-  const existing = byPeer.get(config.peer);
+  let existing = byPeer.get(config.peer);
+  if (existing?.removing) {
+    // Re-added while its AdminDown goodbye is still going: end that now, start afresh.
+    close(existing);
+    existing = undefined;
+  }
   if (existing) {
     existing.config = config;
     advance(existing, {
@@ -224,6 +230,7 @@ function add(config: PeerConfig): void {
     txErrors: 0,
     upSince: undefined,
     removing: false,
+    closed: false,
   };
   byPeer.set(config.peer, s);
   byDiscr.set(discr, s);
@@ -236,11 +243,13 @@ function add(config: PeerConfig): void {
 }
 
 function close(s: Session): void {
+  if (s.closed) return;
+  s.closed = true;
   if (s.timer) clearTimeout(s.timer);
   s.timer = undefined;
   s.tx.close();
-  byPeer.delete(s.config.peer);
-  byDiscr.delete(s.core.localDiscr);
+  if (byPeer.get(s.config.peer) === s) byPeer.delete(s.config.peer);
+  if (byDiscr.get(s.core.localDiscr) === s) byDiscr.delete(s.core.localDiscr);
 }
 
 // AdminDown now, twice more one interval apart (the first one normally suffices), then close.
@@ -253,7 +262,7 @@ function retire(s: Session): Promise<void> {
   return new Promise((resolve) => {
     let left = 2;
     const again = () => {
-      if (left-- <= 0) {
+      if (s.closed || left-- <= 0) {
         close(s);
         resolve();
         return;

@@ -213,4 +213,39 @@ describe("BfdManager on loopback", () => {
     expect(ev.diag).toBe("control-detection-time-expired");
     expect(ev.at - t0).toBeLessThan(300 + 50);
   });
+
+  it("removePeer immediately followed by addPeer gives one fresh session that comes Up", async () => {
+    const { a, b, host } = await pair();
+    const remove = a.removePeer(host);
+    await a.addPeer({ peer: host, intervalMs: 100, multiplier: 3 });
+    await remove;
+    await until(async () => {
+      const s = await a.stats();
+      return s.peers.length === 1 && s.peers[0]!.state === "Up" ? s : undefined;
+    }, 5000);
+    expect(b.isUp(host)).toBe(true);
+  });
+
+  it("a main thread blocked for 400 ms at a time does not disturb the workers' sessions", async () => {
+    const { a, b, host } = await pair();
+    await until(
+      async () => ((await a.stats()).peers[0]?.detectTimeMs === 300 ? true : undefined),
+      3000,
+    );
+    const changes: string[] = [];
+    a.on("state", (e) => changes.push(`a ${e.to}`));
+    b.on("state", (e) => changes.push(`b ${e.to}`));
+    const before = (await a.stats()).peers[0]!.rxPackets;
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      while (Date.now() - t0 < 400); // 400 ms > 300 ms detection time: fatal on this thread
+      await new Promise((r) => setImmediate(r));
+    }
+    const after = await a.stats();
+    expect(changes).toEqual([]);
+    expect(after.peers[0]!.state).toBe("Up");
+    // Packets kept flowing while the main thread was stuck (~10/s).
+    expect(after.peers[0]!.rxPackets - before).toBeGreaterThanOrEqual(15);
+    expect(a.isUp(host) && b.isUp(host)).toBe(true);
+  });
 });
