@@ -35,8 +35,10 @@ let nativeModule: NativeTcp | null | undefined;
 export async function loadNative(): Promise<NativeTcp | null> {
   if (nativeModule !== undefined) return nativeModule;
   try {
-    // A computed specifier: the addon is optional at build and type-check time.
-    const spec = new URL("../native/index.ts", import.meta.url).href;
+    // A computed specifier (the addon is optional at build and type-check time), with this
+    // file's own extension: .ts when run from source, .js from the build.
+    const ext = import.meta.url.endsWith(".ts") ? "ts" : "js";
+    const spec = new URL(`../native/index.${ext}`, import.meta.url).href;
     const m = (await import(spec)) as NativeTcp;
     nativeModule = typeof m.nativeAvailable === "function" && m.nativeAvailable() ? m : null;
   } catch {
