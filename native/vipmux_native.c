@@ -148,11 +148,26 @@ static napi_value get_socket_option_int(napi_env env, napi_callback_info info) {
 }
 
 // RFC 2385: one key per peer address; an empty key removes it (Linux semantics).
+// On an AF_INET6 socket (e.g. a dual-stack listener on ::) an IPv4 peer is keyed by its
+// IPv4-mapped address (::ffff:a.b.c.d); the kernel rejects an AF_INET sockaddr there.
 static int apply_md5(int fd, const char* peer, const char* key, size_t key_len) {
   struct tcp_md5sig sig;
   memset(&sig, 0, sizeof sig);
   socklen_t len;
-  if (!parse_addr(peer, 0, (struct sockaddr_storage*)&sig.tcpm_addr, &len)) return EINVAL;
+  int family = parse_addr(peer, 0, (struct sockaddr_storage*)&sig.tcpm_addr, &len);
+  if (!family) return EINVAL;
+  int domain = 0;
+  socklen_t dlen = sizeof domain;
+  if (family == AF_INET && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
+      domain == AF_INET6) {
+    struct in_addr v4 = ((struct sockaddr_in*)&sig.tcpm_addr)->sin_addr;
+    struct sockaddr_in6* m = (struct sockaddr_in6*)&sig.tcpm_addr;
+    memset(&sig.tcpm_addr, 0, sizeof sig.tcpm_addr);
+    m->sin6_family = AF_INET6;
+    m->sin6_addr.s6_addr[10] = 0xff;
+    m->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&m->sin6_addr.s6_addr[12], &v4, 4);
+  }
   if (key_len > TCP_MD5SIG_MAXKEYLEN) return EINVAL;
   sig.tcpm_keylen = (uint16_t)key_len;
   if (key_len) memcpy(sig.tcpm_key, key, key_len);

@@ -205,6 +205,15 @@ describe("native addon", () => {
     }
   });
 
+  it("TCP-MD5 on a dual-stack listener (::) keys an IPv4 peer by its mapped address", async () => {
+    const server = await listen("::", (fd) => setTcpMd5(fd, "127.0.0.1", "dual"));
+    const port = portOf(server);
+    wrap(await connectTcp({ remote: "127.0.0.1", port, md5Key: "dual", timeoutMs: 2000 }));
+    await expect(
+      connectTcp({ remote: "127.0.0.1", port, md5Key: "other", timeoutMs: 300 }),
+    ).rejects.toMatchObject({ code: "ETIMEDOUT" });
+  });
+
   it("TtlUdpSocket reports the received TTL / hop limit and the destination", async () => {
     for (const host of ["127.0.0.1", "::1"]) {
       const got: { data: string; ttl: number; src: string; dst: string; ifindex: number }[] = [];
