@@ -23,15 +23,57 @@ export interface MetricsSources {
   healthRejects(): Labelled;
   dataplane?():
     | {
-        vipPackets: Labelled;
-        vipBytes: Labelled;
-        backendPackets: Labelled;
-        backendBytes: Labelled;
-        drops: Labelled;
-        flows: number;
-        evictions: number;
+        drops: Record<string, number>;
+        vips: { vip: string; packets: number; bytes: number }[];
+        backends: { service: string; dip: string; packets: number; bytes: number }[];
+        conn: {
+          size: number;
+          capacity: number;
+          expired: number;
+          fallback: number;
+          untrustedRefused: number;
+        };
+        /** Batch latency histogram: count per log2-microsecond bucket (bucket i: < 2^i µs). */
+        batchLatencyUs: number[];
       }
     | undefined;
+}
+
+/**
+ * A histogram kept elsewhere as counts per log2-microsecond bucket (bucket i counts
+ * batches under 2^i µs), exposed with Prometheus' cumulative `le` buckets in seconds.
+ */
+function mirroredHistogram(name: string, help: string, read: () => number[] | undefined) {
+  return {
+    name,
+    help,
+    type: "histogram",
+    aggregator: "sum",
+    get: async () => {
+      const counts = read() ?? [];
+      const values: {
+        value: number;
+        labels: Record<string, string | number>;
+        metricName: string;
+      }[] = [];
+      let cumulative = 0;
+      let sum = 0;
+      counts.forEach((n, i) => {
+        cumulative += n;
+        // The bucket's midpoint stands for its members in the sum.
+        sum += n * 0.75 * 2 ** i * 1e-6;
+        values.push({
+          value: cumulative,
+          labels: { le: 2 ** i * 1e-6 },
+          metricName: `${name}_bucket`,
+        });
+      });
+      values.push({ value: cumulative, labels: { le: "+Inf" }, metricName: `${name}_bucket` });
+      values.push({ value: sum, labels: {}, metricName: `${name}_sum` });
+      values.push({ value: cumulative, labels: {}, metricName: `${name}_count` });
+      return { name, help, type: "histogram", values, aggregator: "sum" };
+    },
+  } as unknown as Parameters<Registry["registerMetric"]>[0];
 }
 
 /**
@@ -77,7 +119,6 @@ export class Metrics {
   readonly registry = new Registry();
   readonly configReloads: Counter<"result">;
   readonly probeDuration: Histogram<"service">;
-  readonly forwarderBatch: Histogram;
   private server?: http.Server;
 
   constructor(src: MetricsSources) {
@@ -159,49 +200,74 @@ export class Metrics {
       () => src.healthRejects(),
     );
     const dp = () => src.dataplane?.();
-    mirroredCounter(
-      r,
-      "vipmux_vip_packets_total",
-      "Packets forwarded per VIP",
-      ["vip"],
-      () => dp()?.vipPackets ?? [],
+    mirroredCounter(r, "vipmux_vip_packets_total", "Packets forwarded per VIP", ["vip"], () =>
+      (dp()?.vips ?? []).map((v) => [{ vip: v.vip }, v.packets]),
     );
-    mirroredCounter(
-      r,
-      "vipmux_vip_bytes_total",
-      "Bytes forwarded per VIP",
-      ["vip"],
-      () => dp()?.vipBytes ?? [],
+    mirroredCounter(r, "vipmux_vip_bytes_total", "Bytes forwarded per VIP", ["vip"], () =>
+      (dp()?.vips ?? []).map((v) => [{ vip: v.vip }, v.bytes]),
     );
     mirroredCounter(
       r,
       "vipmux_backend_packets_total",
       "Packets sent per backend",
       ["service", "dip"],
-      () => dp()?.backendPackets ?? [],
+      () => (dp()?.backends ?? []).map((b) => [{ service: b.service, dip: b.dip }, b.packets]),
     );
     mirroredCounter(
       r,
       "vipmux_backend_bytes_total",
       "Bytes sent per backend",
       ["service", "dip"],
-      () => dp()?.backendBytes ?? [],
+      () => (dp()?.backends ?? []).map((b) => [{ service: b.service, dip: b.dip }, b.bytes]),
     );
     mirroredCounter(
       r,
       "vipmux_dataplane_drops_total",
       "Packets dropped, by reason",
       ["reason"],
-      () => dp()?.drops ?? [],
+      () => Object.entries(dp()?.drops ?? {}).map(([reason, n]) => [{ reason }, n]),
     );
+    const conn = () => dp()?.conn;
     mirroredGauge(r, "vipmux_conntrack_entries", "Flows in the connection table", [], () => {
-      const d = dp();
-      return d ? [[{}, d.flows]] : [];
+      const c = conn();
+      return c ? [[{}, c.size]] : [];
     });
-    mirroredCounter(r, "vipmux_conntrack_evictions_total", "Connection-table evictions", [], () => {
-      const d = dp();
-      return d ? [[{}, d.evictions]] : [];
+    mirroredGauge(r, "vipmux_conntrack_capacity", "Connection table capacity", [], () => {
+      const c = conn();
+      return c ? [[{}, c.capacity]] : [];
     });
+    mirroredCounter(
+      r,
+      "vipmux_conntrack_expired_total",
+      "Flows removed after their idle timeout",
+      [],
+      () => {
+        const c = conn();
+        return c ? [[{}, c.expired]] : [];
+      },
+    );
+    mirroredCounter(
+      r,
+      "vipmux_conntrack_untracked_total",
+      "Flows forwarded by hash alone because the table (or the untrusted quota) was full",
+      ["reason"],
+      () => {
+        const c = conn();
+        return c
+          ? [
+              [{ reason: "full" }, c.fallback],
+              [{ reason: "untrusted_quota" }, c.untrustedRefused],
+            ]
+          : [];
+      },
+    );
+    r.registerMetric(
+      mirroredHistogram(
+        "vipmux_forwarder_batch_duration_seconds",
+        "Time to forward one batch of packets, read to send",
+        () => dp()?.batchLatencyUs,
+      ),
+    );
     this.configReloads = new Counter({
       name: "vipmux_config_reloads_total",
       help: "Config reloads by result",
@@ -213,12 +279,6 @@ export class Metrics {
       help: "Health probe latency",
       labelNames: ["service"],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [r],
-    });
-    this.forwarderBatch = new Histogram({
-      name: "vipmux_forwarder_batch_duration_seconds",
-      help: "Time to forward one batch of packets",
-      buckets: [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
       registers: [r],
     });
   }

@@ -4,6 +4,8 @@ import type { Command } from "commander";
 import { adminRequest } from "../api/admin.ts";
 import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
 import { type DataplanePort, MuxDaemon } from "../controller/mux.ts";
+import { userspaceDataplane } from "../controller/userspace.ts";
+import { createLogger } from "../util/log.ts";
 import { CliError } from "./lab.ts";
 
 const DEFAULT_SOCKET = "/run/vipmux/admin.sock";
@@ -19,7 +21,10 @@ function noDataplane(): DataplanePort {
 }
 
 export type DataplaneFactory = (config: Config) => DataplanePort;
-const engines: Record<string, DataplaneFactory> = { none: noDataplane };
+const engines: Record<string, DataplaneFactory> = {
+  none: noDataplane,
+  userspace: (config) => userspaceDataplane(config, createLogger(`dataplane ${config.node.name}`)),
+};
 
 /** Engines register here (the userspace worker lives in src/dataplane). */
 export function registerEngine(name: string, factory: DataplaneFactory): void {
@@ -108,7 +113,8 @@ export function registerRun(program: Command): void {
       "after",
       `
 Signals: SIGHUP reloads the config (an invalid file changes nothing); SIGTERM and SIGINT
-withdraw every VIP, close BGP with Cease/Administrative Shutdown, and exit.`,
+withdraw every VIP, close BGP with Cease/Administrative Shutdown, and exit. With
+VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwarder.`,
     )
     .action(async (opts: { config: string }) => {
       const r = loadConfig(opts.config);
@@ -126,6 +132,14 @@ withdraw every VIP, close BGP with Cease/Administrative Shutdown, and exit.`,
         process.once("SIGTERM", () => stop("SIGTERM"));
         process.once("SIGINT", () => stop("SIGINT"));
         process.on("SIGHUP", () => daemon.reload());
+        // Test-only fault switch (failure tests): SIGUSR2 stalls / resumes the forwarder.
+        if (process.env.VIPMUX_TEST_FAULTS === "1") {
+          let stalled = false;
+          process.on("SIGUSR2", () => {
+            stalled = !stalled;
+            daemon.faultStall(stalled);
+          });
+        }
       });
     });
 

@@ -247,10 +247,23 @@ export const configSchema = z
         "vxlan-port": port.default(4789),
         "flow-table-size": z.number().int().min(1024).max(16_777_216).default(1_000_000),
         "maglev-table-size": z.union([z.literal(65_537), z.literal(655_373)]).default(65_537),
-        interface: z.string().optional().describe("interface VIP traffic arrives on"),
+        io: z
+          .enum(["tun", "packet"])
+          .default("tun")
+          .describe(
+            "packet I/O: tun (VIPs routed into a TUN device) or packet (AF_PACKET on `interface`)",
+          ),
+        interface: z.string().optional().describe("interface VIP traffic arrives on (io: packet)"),
+        "source-v4": ip
+          .optional()
+          .describe("VXLAN outer source for IPv4 hosts (default: node.router-id)"),
+        "source-v6": ip
+          .optional()
+          .describe("VXLAN outer source for IPv6 hosts (default: bgp.next-hop-v6)"),
       })
       .default({
         engine: "userspace",
+        io: "tun",
         "vxlan-port": 4789,
         "flow-table-size": 1_000_000,
         "maglev-table-size": 65_537,

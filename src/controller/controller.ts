@@ -36,7 +36,8 @@ export interface RouteSink {
 
 /** Where forwarding tables go (the dataplane engine behind an adapter). */
 export interface TableSink {
-  apply(model: ServiceModel): void;
+  /** Installs the tables; a returned promise settles once the forwarder uses them. */
+  apply(model: ServiceModel): void | Promise<unknown>;
 }
 
 export interface ControllerOptions {
@@ -55,6 +56,8 @@ export interface ControllerEvents {
     changes: { announced: number; withdrawn: number; tables: boolean },
   ];
   muxHealth: [healthy: boolean];
+  /** The forwarder refused the tables: routes were left as they were. */
+  tablesFailed: [error: Error];
 }
 
 export class Controller extends EventEmitter<ControllerEvents> {
@@ -71,6 +74,8 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private healthy = true;
   private recoveredAt?: number;
   private stopped = false;
+  private chain: Promise<unknown> = Promise.resolve();
+  private inFlight = 0;
   private damping: VipDamping;
 
   constructor(opts: ControllerOptions) {
@@ -82,10 +87,12 @@ export class Controller extends EventEmitter<ControllerEvents> {
   }
 
   start(): void {
-    this.reconcileNow();
+    void this.reconcile();
     // Timers drive what no event announces: drain waits ending, hold-down expiring,
     // MUX self-health changes.
-    this.timer = setInterval(() => this.reconcileNow(), 100);
+    this.timer = setInterval(() => {
+      if (this.inFlight === 0) void this.reconcile();
+    }, 100);
     this.timer.unref?.();
   }
 
@@ -100,7 +107,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      this.reconcileNow();
+      void this.reconcile();
     });
   }
 
@@ -115,7 +122,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
       [...this.admin.drainedBackends].filter((k) => names.has(k.split("/")[0]!)),
     );
     this.admin = { ...this.admin, serviceDrains, drainedBackends };
-    this.reconcileNow();
+    void this.reconcile();
   }
 
   drainMux(): void {
@@ -225,7 +232,20 @@ export class Controller extends EventEmitter<ControllerEvents> {
     }
   }
 
-  reconcileNow(): Desired {
+  /**
+   * Reconciles once; calls are serialized, so tables and routes are always applied in the
+   * order the decisions were made.
+   */
+  reconcile(): Promise<Desired> {
+    this.inFlight++;
+    const run = this.chain.then(() => this.reconcileOnce());
+    this.chain = run.catch(() => {});
+    return run.finally(() => {
+      this.inFlight--;
+    });
+  }
+
+  private async reconcileOnce(): Promise<Desired> {
     const desired = computeDesired({
       config: this.config,
       backendUp: this.opts.backendUp,
@@ -234,12 +254,17 @@ export class Controller extends EventEmitter<ControllerEvents> {
       nowMs: this.now(),
     });
     this.applyDamping(desired);
-    // Tables first: a VIP is announced only once the forwarder can serve it.
+    // Tables first: a VIP is announced only once the forwarder serves it.
     const modelKey = JSON.stringify(desired.model);
     const tablesChanged = modelKey !== this.appliedModel;
     if (tablesChanged) {
-      this.opts.tables.apply(desired.model);
-      this.appliedModel = modelKey;
+      try {
+        await this.opts.tables.apply(desired.model);
+        this.appliedModel = modelKey;
+      } catch (e) {
+        this.emit("tablesFailed", e as Error);
+        return desired;
+      }
     }
     const { announce, withdraw } = diffRoutes(this.applied, desired.routes);
     for (const prefix of withdraw) this.opts.routes.withdraw(prefix);

@@ -22,6 +22,8 @@ export interface DataplanePort {
   /** Milliseconds since the forwarder last proved it is alive; undefined: no forwarder. */
   heartbeatAgeMs(): number | undefined;
   counters?(): ReturnType<NonNullable<import("../api/metrics.ts").MetricsSources["dataplane"]>>;
+  /** Test-only fault switch: stall the forwarder (issue 8: the MUX must withdraw). */
+  faultStall?(on: boolean): void;
   /** Which backend a flow maps to, for `vipmux flow`. */
   lookup?(flow: {
     protocol: string;
@@ -215,6 +217,14 @@ export class MuxDaemon {
       "info",
       `vipmux ${this.config.node.name} running: ${this.config.services.length} services, ${this.config.bgp.peers.length} peers`,
     );
+  }
+
+  /** Test-only: stall (or resume) the forwarding worker. */
+  faultStall(on: boolean): boolean {
+    if (!this.dataplane.faultStall) return false;
+    this.dataplane.faultStall(on);
+    this.log("warn", `fault injection: forwarder ${on ? "stalled" : "resumed"}`);
+    return true;
   }
 
   /** Re-reads the config file; an invalid file changes nothing. */

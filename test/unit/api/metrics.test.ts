@@ -43,13 +43,12 @@ describe("metrics", () => {
           },
         ],
         dataplane: () => ({
-          vipPackets: [[{ vip: "20.20.20.100" }, 1000]],
-          vipBytes: [[{ vip: "20.20.20.100" }, 64000]],
-          backendPackets: [[{ service: "web", dip: "10.10.1.11" }, 1000]],
-          backendBytes: [],
-          drops: [[{ reason: "no_service" }, 7]],
-          flows: 42,
-          evictions: 0,
+          drops: { no_service: 7 },
+          vips: [{ vip: "20.20.20.100", packets: 1000, bytes: 64000 }],
+          backends: [{ service: "web", dip: "10.10.1.11", packets: 1000, bytes: 64000 }],
+          conn: { size: 42, capacity: 1_000_000, expired: 3, fallback: 0, untrustedRefused: 5 },
+          // bucket i counts batches under 2^i µs: 4 under 8 µs, 6 more under 16 µs.
+          batchLatencyUs: [0, 0, 0, 4, 6, 0],
         }),
       }),
     );
@@ -70,6 +69,12 @@ describe("metrics", () => {
       'vipmux_vip_packets_total{vip="20.20.20.100"} 1000',
       'vipmux_dataplane_drops_total{reason="no_service"} 7',
       "vipmux_conntrack_entries 42",
+      'vipmux_conntrack_untracked_total{reason="untrusted_quota"} 5',
+      "# TYPE vipmux_forwarder_batch_duration_seconds histogram",
+      'vipmux_forwarder_batch_duration_seconds_bucket{le="0.000008"} 4',
+      'vipmux_forwarder_batch_duration_seconds_bucket{le="0.000016"} 10',
+      'vipmux_forwarder_batch_duration_seconds_bucket{le="+Inf"} 10',
+      "vipmux_forwarder_batch_duration_seconds_count 10",
       'vipmux_config_reloads_total{result="applied"} 1',
       'vipmux_health_probe_duration_seconds_bucket{le="0.005",service="web"} 1',
     ])

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { loadHostAgentConfig } from "../../../src/config/host-agent.ts";
 import {
   configJsonSchema,
@@ -145,6 +145,7 @@ describe("valid configs", () => {
 
   it.each(shipped)("%s validates", (f) => {
     const isAgent = /host-agent|\/host\d/.test(f);
+    for (const [k, v] of Object.entries(secretsEnv)) vi.stubEnv(k, v);
     const r = isAgent ? loadHostAgentConfig(`${root}${f}`) : loadConfig(`${root}${f}`, secretsEnv);
     if (!r.ok) throw new Error(r.error.map(formatConfigError).join("\n"));
     expect(r.value.services.length).toBeGreaterThan(0);
@@ -172,6 +173,7 @@ services:
     expect(c.bgp["coalesce-ms"]).toBe(5);
     expect(c.dataplane).toEqual({
       engine: "userspace",
+      io: "tun",
       "vxlan-port": 4789,
       "flow-table-size": 1_000_000,
       "maglev-table-size": 65_537,

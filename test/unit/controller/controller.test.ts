@@ -162,25 +162,25 @@ describe("computeDesired", () => {
 });
 
 describe("Controller", () => {
-  it("programs tables before announcing, and sends only differences", () => {
+  it("programs tables before announcing, and sends only differences", async () => {
     const t = setup();
-    t.c.reconcileNow();
+    await t.c.reconcile();
     // Nothing healthy yet (web6 has health: none and is always announceable).
     expect(t.sink.take()).toEqual(["+2001:db8:f::100/128"]);
     expect(t.sink.models).toHaveLength(1);
     t.health.set("web/10.10.1.11", true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual([]); // 1 < min-healthy 2
     t.health.set("web/10.10.2.21", true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual(["+20.20.20.100/32"]);
     const models = t.sink.models.length;
-    t.c.reconcileNow();
-    t.c.reconcileNow();
+    await t.c.reconcile();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual([]);
     expect(t.sink.models).toHaveLength(models); // no change, no table push
     t.health.set("web/10.10.2.21", false);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual(["-20.20.20.100/32"]);
     expect(states(t.sink.models.at(-1), "web")).toEqual([
       "10.10.1.11:up",
@@ -189,47 +189,47 @@ describe("Controller", () => {
     ]);
   });
 
-  it("MUX unhealthy withdraws everything at once; recovery waits for the hold-down", () => {
+  it("MUX unhealthy withdraws everything at once; recovery waits for the hold-down", async () => {
     const t = setup();
     for (const k of ["web/10.10.1.11", "web/10.10.2.21", "dns/10.10.2.22"]) t.health.set(k, true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take().sort()).toEqual([
       "+20.20.20.100/32",
       "+20.20.20.53/32",
       "+2001:db8:f::100/128",
     ]);
     t.setMux(false);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take().sort()).toEqual([
       "-20.20.20.100/32",
       "-20.20.20.53/32",
       "-2001:db8:f::100/128",
     ]);
     t.setMux(true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     t.advance(4_999);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual([]);
     t.advance(1);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toHaveLength(3);
     expect(t.c.status().muxHealthy).toBe(true);
   });
 
-  it("drains the MUX: graceful-shutdown community, then withdraw after the wait; undrain restores", () => {
+  it("drains the MUX: graceful-shutdown community, then withdraw after the wait; undrain restores", async () => {
     const t = setup();
     for (const k of ["web/10.10.1.11", "web/10.10.2.21", "dns/10.10.2.22"]) t.health.set(k, true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     t.sink.take();
     t.c.drainMux();
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take().sort()).toEqual([
       `+20.20.20.100/32 [${GRACEFUL_SHUTDOWN}]`,
       `+20.20.20.53/32 [${GRACEFUL_SHUTDOWN}]`,
       `+2001:db8:f::100/128 [${GRACEFUL_SHUTDOWN}]`,
     ]);
     t.advance(10_000);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toHaveLength(3);
     expect(t.c.status().announced).toEqual([]);
     // Forwarding of existing flows continues: backends stay up in the tables.
@@ -239,7 +239,7 @@ describe("Controller", () => {
       "10.10.2.21:up",
     ]);
     t.c.undrainMux();
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take().sort()).toEqual([
       "+20.20.20.100/32",
       "+20.20.20.53/32",
@@ -247,21 +247,21 @@ describe("Controller", () => {
     ]);
   });
 
-  it("drains one service without touching the others, and one backend to draining", () => {
+  it("drains one service without touching the others, and one backend to draining", async () => {
     const t = setup();
     for (const k of ["web/10.10.1.11", "web/10.10.1.12", "web/10.10.2.21", "dns/10.10.2.22"])
       t.health.set(k, true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     t.sink.take();
     expect(t.c.drainService("dns")).toBe(true);
     expect(t.c.drainService("nope")).toBe(false);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual([`+20.20.20.53/32 [${GRACEFUL_SHUTDOWN}]`]);
     t.advance(10_000);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual(["-20.20.20.53/32"]);
     expect(t.c.drainBackend("web/10.10.1.12")).toBe(true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual([]);
     expect(states(t.sink.models.at(-1), "web")).toEqual([
       "10.10.1.11:up",
@@ -271,15 +271,60 @@ describe("Controller", () => {
     expect(t.c.drainBackend("web/10.9.9.9")).toBe(false);
   });
 
-  it("a reload that removes a service withdraws exactly its VIP", () => {
+  it("a reload that removes a service withdraws exactly its VIP", async () => {
     const t = setup();
     for (const k of ["web/10.10.1.11", "web/10.10.2.21", "dns/10.10.2.22"]) t.health.set(k, true);
-    t.c.reconcileNow();
+    await t.c.reconcile();
     t.sink.take();
     const without = config(CONFIG.replace(/ {2}- name: dns[\s\S]*?weight: 2 }\n/, ""));
     expect(without.services.map((s) => s.name)).toEqual(["web", "web6"]);
     t.c.reload(without);
+    await t.c.reconcile();
     expect(t.sink.take()).toEqual(["-20.20.20.53/32"]);
+  });
+});
+
+describe("Controller with an asynchronous forwarder", () => {
+  it("announces only after the forwarder installed the tables, and not at all when it refuses them", async () => {
+    const log: string[] = [];
+    let release: () => void = () => {};
+    let fail = false;
+    const c = new Controller({
+      config: config(),
+      backendUp: () => true,
+      routes: { announce: (r) => log.push(`+${r.prefix}`), withdraw: (p) => log.push(`-${p}`) },
+      tables: {
+        apply: () =>
+          fail
+            ? Promise.reject(new Error("refused"))
+            : new Promise<void>((r) => {
+                release = () => {
+                  log.push("tables");
+                  r();
+                };
+              }),
+      },
+    });
+    const failures: string[] = [];
+    c.on("tablesFailed", (e) => failures.push(e.message));
+    const done = c.reconcile();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(log).toEqual([]); // still installing
+    release();
+    await done;
+    expect(log[0]).toBe("tables");
+    expect(log.slice(1).sort()).toEqual([
+      "+20.20.20.100/32",
+      "+20.20.20.53/32",
+      "+2001:db8:f::100/128",
+    ]);
+    fail = true;
+    c.drainBackend("web/10.10.1.11");
+    await c.reconcile();
+    // drainBackend pokes a reconcile too: each attempt fails and changes no route.
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(failures)).toEqual(new Set(["refused"]));
+    expect(log).toHaveLength(4);
   });
 });
 
