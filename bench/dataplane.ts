@@ -117,7 +117,7 @@ async function receiver(port: number, offset: number, seconds: number) {
 
 interface Lab {
   exec(node: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
-  must(node: string, argv: string[]): Promise<string>;
+  must(node: string, argv: string[], opts?: { input?: string }): Promise<string>;
   spawn(node: string, argv: string[], log: string): ChildProcess;
   node(name: string): { netns: string };
   plan: { dir: string };
@@ -453,6 +453,7 @@ async function orchestrate(seconds: number) {
 const { values, positionals } = parseArgs({
   options: { gen: { type: "boolean" }, recv: { type: "boolean" }, seconds: { type: "string" } },
   allowPositionals: true,
+  strict: false, // `npm run bench -- ...` passes the umbrella's arguments to every bench
 });
 if (values.gen) {
   const [dst, port, seconds, rate] = positionals;
