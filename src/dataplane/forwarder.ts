@@ -44,6 +44,9 @@ import {
 } from "../packet/vxlan.ts";
 import { err, ok, type Result } from "../util/result.ts";
 
+/** The hosts' VXLAN device MAC (host agent `inner-mac` default): see `innerDstMac`. */
+export const DEFAULT_INNER_DST_MAC = "02:76:6d:78:00:01";
+
 /** `forward` returns 0 (forward) or a drop reason. Reasons 1-7 are the parser's (ParseStatus). */
 export const Verdict = {
   forward: 0,
@@ -78,8 +81,17 @@ export interface ForwarderOptions {
   /** The MUX's underlay addresses: VXLAN outer source for IPv4 / IPv6 hosts. */
   readonly localV4?: string;
   readonly localV6?: string;
-  /** Inner Ethernet destination: the MAC of the hosts' VXLAN devices. */
-  readonly innerDstMac: string;
+  /**
+   * Inner Ethernet destination used only with `perDipMac: false`: the hosts' VXLAN device
+   * MAC (`host.inner-mac`), for hosts whose agent predates per-DIP MACs (the host then
+   * picks among its DIPs itself). Default `02:76:6d:78:00:01`.
+   */
+  readonly innerDstMac?: string;
+  /**
+   * Inner Ethernet destination = `dipMac(chosen DIP)` (default true): the host agent maps
+   * it back to that DIP, so the MUX's choice (weights, drain) holds end to end.
+   */
+  readonly perDipMac?: boolean;
   /** Inner Ethernet source: the MUX's MAC on the overlay. */
   readonly innerSrcMac: string;
   readonly vxlanPort?: number;
@@ -133,6 +145,7 @@ export class Forwarder {
   private readonly localV6: Uint8Array | undefined;
   private readonly maxPacket: number;
   private readonly decrementTtl: boolean;
+  private readonly perDipMac: boolean;
   private ipId = 0;
 
   constructor(options: ForwarderOptions) {
@@ -142,12 +155,13 @@ export class Forwarder {
       throw new RangeError(`localV4 ${options.localV4} is not IPv4`);
     if (options.localV6 !== undefined && this.localV6?.length !== 16)
       throw new RangeError(`localV6 ${options.localV6} is not IPv6`);
-    const dst = parseMac(options.innerDstMac);
+    const dst = parseMac(options.innerDstMac ?? DEFAULT_INNER_DST_MAC);
     const src = parseMac(options.innerSrcMac);
     if (!dst) throw new RangeError(`innerDstMac ${options.innerDstMac} is not a MAC address`);
     if (!src) throw new RangeError(`innerSrcMac ${options.innerSrcMac} is not a MAC address`);
     this.encap.innerDstMac = dst;
     this.encap.innerSrcMac = src;
+    this.perDipMac = options.perDipMac ?? true;
     this.encap.dstPort = options.vxlanPort ?? VXLAN_PORT;
     this.encap.ttl = options.outerTtl ?? 64;
     this.encap.decrementInnerTtl = options.decrementTtl ?? true;
@@ -277,6 +291,8 @@ export class Forwarder {
     e.outerDst = host;
     e.srcPort = vxlanSourcePort(hash);
     e.vni = svc.vni;
+    // The chosen DIP's MAC, precomputed with the table: a reference swap, no allocation.
+    if (this.perDipMac) e.innerDstMac = backend.mac;
     const n = encapsulateVxlan(this.out, buf, 0, ipLen, e);
     if (n < 0) return this.drop(Verdict.tooBig);
     this.outLength = n;

@@ -9,6 +9,7 @@
 import { formatIp, parseIp } from "../packet/address.ts";
 import { IpProto } from "../packet/constants.ts";
 import { err, ok, type Result } from "../util/result.ts";
+import { dipMac } from "./dip-mac.ts";
 import { type Distribution, parseDistribution } from "./flow-hash.ts";
 import { DEFAULT_SEED } from "./hash.ts";
 import { buildMaglevTable, MAGLEV_SIZE_DEFAULT } from "./maglev.ts";
@@ -32,6 +33,12 @@ export interface BackendEntry {
   readonly host: string;
   /** Host PA bytes (4 or 16): the VXLAN outer destination. */
   readonly hostAddr: Uint8Array;
+  /**
+   * Inner Ethernet destination for this backend: `dipMac(dip)` (src/lb/dip-mac.ts), computed
+   * once here so the forwarder copies 6 preallocated bytes per packet. The host maps it
+   * back to the DIP, so the MUX's choice is the DIP the flow reaches.
+   */
+  readonly mac: Uint8Array;
   readonly weight: number;
   readonly state: BackendState;
 }
@@ -128,6 +135,7 @@ export function buildForwardingTable(
         dip: b.dip,
         host: b.host,
         hostAddr: parseIp(b.host)!,
+        mac: dipMac(b.dip),
         weight: b.weight ?? 1,
         state: b.state ?? "up",
       };

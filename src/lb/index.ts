@@ -8,6 +8,7 @@ export {
   FlowState,
   InsertFailure,
 } from "./conn-table.ts";
+export { DIP_MAC_PREFIX, DIP_MAC_SEED, dipMac, dipMacText } from "./dip-mac.ts";
 export {
   Distribution,
   FLOW_KEY_WORDS,

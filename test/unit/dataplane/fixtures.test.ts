@@ -4,8 +4,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Forwarder, Verdict } from "../../../src/dataplane/forwarder.ts";
+import { dipMacText } from "../../../src/lb/dip-mac.ts";
 import { buildForwardingTable } from "../../../src/lb/forwarding-table.ts";
-import { formatIp } from "../../../src/packet/address.ts";
+import { formatIp, formatMac } from "../../../src/packet/address.ts";
 import { ParsedPacket, parseIpPacket } from "../../../src/packet/parse.ts";
 import { parseVxlan, VxlanPacket, VxlanStatus } from "../../../src/packet/vxlan.ts";
 import {
@@ -43,6 +44,12 @@ describe("forwarder fixture contract", () => {
       expect(svc).toBeDefined();
       const host = formatIp(out, d.outerDstOffset, d.outerFamily === 4 ? 4 : 16);
       expect(svc.backends.map((b) => b.host)).toContain(host);
+      // Inner destination: the MAC of a DIP of the service on that host (dipMac).
+      const mac = formatMac(out, d.ethOffset);
+      expect(svc.backends.filter((b) => b.host === host).map((b) => dipMacText(b.dip))).toContain(
+        mac,
+      );
+      expect(formatMac(out, d.ethOffset + 6)).toBe(options.innerSrcMac);
       const inner = out.subarray(d.innerOffset, d.innerOffset + d.innerLength);
       expect(inner.length).toBe(input.length);
       const p = new ParsedPacket();

@@ -6,9 +6,10 @@ import {
   VERDICT_NAMES,
   Verdict,
 } from "../../../src/dataplane/forwarder.ts";
+import { dipMacText } from "../../../src/lb/dip-mac.ts";
 import { buildForwardingTable, type ForwardingTable } from "../../../src/lb/forwarding-table.ts";
 import type { BackendSpec, ServiceModel } from "../../../src/lb/service.ts";
-import { formatIp } from "../../../src/packet/address.ts";
+import { formatIp, formatMac } from "../../../src/packet/address.ts";
 import { ParsedPacket, ParseStatus, parseIpPacket } from "../../../src/packet/parse.ts";
 import { parseVxlan, VxlanPacket, VxlanStatus } from "../../../src/packet/vxlan.ts";
 import {
@@ -117,6 +118,54 @@ describe("forwarder", () => {
     expected[8] = 63;
     expect([...inner.subarray(12)]).toEqual([...expected.subarray(12)]);
     expect([...pkt.subarray(8, 9)]).toEqual([64]); // input untouched
+  });
+
+  it("writes the chosen DIP's MAC as the inner destination, the configured source MAC after it", () => {
+    for (const [f, mk, v6] of [
+      [forwarder(), (sport: number) => tcp(sport), false],
+      [
+        forwarder(),
+        (sport: number) =>
+          buildPacket({
+            src: "2001:db8::7",
+            dst: "2001:db8:100::10",
+            proto: "tcp",
+            sport,
+            dport: 443,
+            flags: 0x02,
+          }),
+        true,
+      ],
+    ] as const) {
+      const macs = new Map<string, string>();
+      for (let sport = 30000; sport < 30200; sport++) {
+        const pkt = mk(sport);
+        expect(f.forward(pkt, pkt.length, 0)).toBe(Verdict.forward);
+        const d = new VxlanPacket();
+        expect(parseVxlan(f.out, 0, f.outLength, d)).toBe(VxlanStatus.ok);
+        const dip = f.forwardingTable!.backendById[f.lastBackendId]!.dip;
+        const mac = formatMac(f.out, d.ethOffset);
+        expect(mac).toBe(dipMacText(dip));
+        expect(formatMac(f.out, d.ethOffset + 6)).toBe("02:00:00:00:00:01");
+        macs.set(dip, mac);
+      }
+      // Every backend was chosen at least once, each with its own MAC.
+      expect(macs.size).toBe(v6 ? 2 : 3);
+      expect(new Set(macs.values()).size).toBe(macs.size);
+    }
+    expect(dipMacText("10.10.10.12")).toBe("02:76:0a:0a:0a:0c");
+  });
+
+  it("perDipMac: false keeps the fixed inner destination (hosts with an older agent)", () => {
+    const f = forwarder(model(), { perDipMac: false });
+    const pkt = tcp(40001);
+    expect(f.forward(pkt, pkt.length, 0)).toBe(Verdict.forward);
+    const d = new VxlanPacket();
+    parseVxlan(f.out, 0, f.outLength, d);
+    expect(formatMac(f.out, d.ethOffset)).toBe("02:00:00:00:01:00");
+    const g = forwarder(model(), { perDipMac: false, innerDstMac: undefined });
+    g.forward(pkt, pkt.length, 0);
+    expect(formatMac(g.out, d.ethOffset)).toBe("02:76:6d:78:00:01");
   });
 
   it("keeps a flow on one backend and spreads flows by weight", () => {
