@@ -1,0 +1,135 @@
+// TCP-MD5 (RFC 2385) and GTSM (RFC 5082) through the native addon: the right password
+// establishes (both directions: vipmux connects, and FRR connects to vipmux's listener),
+// a wrong one never does.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fibNextHops, pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import { nativeAvailable } from "../../src/native/index.ts";
+import {
+  bgpFixture,
+  type SpeakerHandle,
+  startSpeaker,
+  waitEstablished,
+} from "../fixtures/bgp-lab/control.ts";
+import { isRoot } from "./helpers.ts";
+
+interface Summary {
+  ipv4Unicast?: { peers: Record<string, { state: string }> };
+}
+
+describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () => {
+  let lab: TestLab;
+  let mux1: SpeakerHandle;
+  let mux2: SpeakerHandle;
+  const frrState = async (addr: string) =>
+    (await lab.vtyshJson<Summary>("edge", "show bgp summary json")).ipv4Unicast?.peers[addr]?.state;
+
+  beforeAll(async () => {
+    lab = await startLab(bgpFixture("md5.clab.yml"), "bgpmd5");
+  });
+  afterAll(async () => {
+    if (process.env.BGP_DEBUG) {
+      const { existsSync, readFileSync } = await import("node:fs");
+      for (const f of ["vipmux-mux1.log", "vipmux-mux2.log"])
+        if (existsSync(`${lab.plan.dir}/${f}`))
+          console.log(f, readFileSync(`${lab.plan.dir}/${f}`, "utf8").slice(0, 4000));
+    }
+    await lab?.down();
+  });
+
+  it("the right password (and GTSM, TTL 255) establishes and carries routes", async () => {
+    mux1 = await startSpeaker(lab, "mux1", {
+      asn: 65101,
+      routerId: "192.0.2.2",
+      holdTimeSec: 9,
+      idleHoldMs: 300,
+      peers: [
+        {
+          address: "192.0.2.1",
+          asn: 65000,
+          localAddress: "192.0.2.2",
+          md5Password: "s3cret-mux1",
+          gtsmHops: 1,
+          families: ["ipv4"],
+        },
+      ],
+      announce: ["20.20.20.100/32"],
+    });
+    await waitEstablished(mux1, 1, 30_000);
+    await pollUntil(async () => (await fibNextHops(lab, "edge", "20.20.20.100")).length === 1, {
+      timeoutMs: 15_000,
+      what: "the VIP in the edge FIB over the MD5 session",
+    });
+    // The segments on the wire carry the MD5 option (kind 19).
+    const cap = lab.spawn(
+      "edge",
+      ["tcpdump", "-c", "3", "-nvi", "eth2", "tcp port 179"],
+      "tcpdump-md5",
+    );
+    await new Promise((r) => cap.on("exit", r));
+    const { readFileSync } = await import("node:fs");
+    const dump = readFileSync(`${lab.plan.dir}/tcpdump-md5.log`, "utf8");
+    expect(dump).toMatch(/md5/i);
+    expect(dump).toMatch(/ttl 255/);
+  });
+
+  it("a wrong password never establishes", async () => {
+    mux2 = await startSpeaker(lab, "mux2", {
+      asn: 65102,
+      routerId: "192.0.2.6",
+      holdTimeSec: 9,
+      idleHoldMs: 300,
+      idleHoldMaxMs: 1000,
+      connectRetryMs: 2000,
+      peers: [
+        {
+          address: "192.0.2.5",
+          asn: 65000,
+          localAddress: "192.0.2.6",
+          md5Password: "wrong",
+          families: ["ipv4"],
+        },
+      ],
+    });
+    const deadline = Date.now() + 12_000;
+    while (Date.now() < deadline) {
+      expect(await frrState("192.0.2.6")).not.toBe("Established");
+      const st = await mux2.call<{
+        peers: { state: string; counters: { established: number; connectAttempts: number } }[];
+      }>("status");
+      expect(st.peers[0]!.counters.established).toBe(0);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const st = await mux2.call<{ peers: { counters: { connectAttempts: number } }[] }>("status");
+    expect(st.peers[0]!.counters.connectAttempts).toBeGreaterThan(1); // kept retrying, with back-off
+  });
+
+  it("a passive speaker: FRR connects to vipmux's listener, accepted with the per-peer key", async () => {
+    await mux2.call("shutdown", { communication: "wrong password test over" });
+    const passive = await startSpeaker(
+      lab,
+      "mux2",
+      {
+        asn: 65102,
+        routerId: "192.0.2.6",
+        holdTimeSec: 9,
+        peers: [
+          {
+            address: "192.0.2.5",
+            asn: 65000,
+            localAddress: "192.0.2.6",
+            md5Password: "s3cret-mux2",
+            passive: true,
+            families: ["ipv4"],
+          },
+        ],
+      },
+      "vipmux-mux2-passive",
+    );
+    await waitEstablished(passive, 1, 40_000);
+    // The session's local port is 179: the edge opened it, through the MD5-keyed listener.
+    const ss = await lab.must("mux2", ["ss", "-Htn", "state", "established", "sport = :179"]);
+    expect(ss.trim().split("\n").filter(Boolean)).toHaveLength(1);
+    const st = await passive.call<{ peers: { counters: { connectAttempts: number } }[] }>("status");
+    expect(st.peers[0]!.counters.connectAttempts).toBe(0);
+  });
+});
