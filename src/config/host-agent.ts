@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
+import { DIP_MARK_MASK, dipMark } from "../hostagent/plan.ts";
+import { dipMacText } from "../lb/dip-mac.ts";
 import { parseMac } from "../packet/address.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import type { ConfigError } from "./load.ts";
@@ -182,6 +184,12 @@ export function checkHostAgentSemantics(
           message: `floating-IP DIP ${b.dip} must have the family of VIP ${s.vip} (the host routes the VIP to it)`,
         });
   });
+  issues.push(...dipMacIssues(cfg));
+  if ((cfg.host["dsr-mark"] & DIP_MARK_MASK) >>> 0 !== 0)
+    issues.push({
+      path: ["host", "dsr-mark"],
+      message: `must not overlap the DIP mark bits 0x${DIP_MARK_MASK.toString(16).padStart(8, "0")} (the MUX's DIP choice)`,
+    });
   if (cfg.health) {
     const r = resolveSecret(cfg.health.token, env);
     if (!r.ok) issues.push({ path: ["health", "token"], message: r.error });
@@ -190,6 +198,48 @@ export function checkHostAgentSemantics(
     issues.push({ path: ["host", "gateway"], message: "must be an IPv4 address (see gateway-v6)" });
   if (cfg.host["gateway-v6"] !== undefined && !isIPv6(cfg.host["gateway-v6"]))
     issues.push({ path: ["host", "gateway-v6"], message: "must be an IPv6 address" });
+  return issues;
+}
+
+/**
+ * The MUX names its choice of DIP by the inner MAC `dipMac(DIP)`, and the host carries it
+ * to NAT and routing as `dipMark(DIP)` (24 bits of the MAC): two DIPs of one VNI on this
+ * host whose MACs or marks are equal could not be told apart, and a DIP whose MAC is the
+ * VXLAN device's own would look like "no choice". Refused, at the second DIP.
+ */
+function dipMacIssues(cfg: HostAgentConfig): SemanticIssue[] {
+  const issues: SemanticIssue[] = [];
+  const seen = new Map<string, { dip: string; mac: string }>();
+  cfg.services.forEach((s, si) => {
+    s.backends.forEach((b, bi) => {
+      if (b.host !== cfg.host.pa) return;
+      let mac: string;
+      try {
+        mac = dipMacText(b.dip);
+      } catch {
+        return; // not an address: the schema reported it
+      }
+      const path = ["services", si, "backends", bi, "dip"];
+      if (mac === cfg.host["inner-mac"]) {
+        issues.push({
+          path,
+          message: `DIP ${b.dip}'s inner MAC ${mac} is host.inner-mac (the VXLAN device's own): choose another inner-mac`,
+        });
+        return;
+      }
+      const key = `${s.vni}/${dipMark(b.dip)}`;
+      const other = seen.get(key);
+      if (other === undefined) seen.set(key, { dip: b.dip, mac });
+      else if (other.dip !== b.dip)
+        issues.push({
+          path,
+          message:
+            other.mac === mac
+              ? `DIPs ${other.dip} and ${b.dip} of VNI ${s.vni} on this host have the same inner MAC ${mac}: the host could not tell which one a MUX chose`
+              : `DIPs ${other.dip} and ${b.dip} of VNI ${s.vni} on this host have the same DIP mark 0x${dipMark(b.dip).toString(16)} (last 3 bytes of their inner MACs ${other.mac}, ${mac}): the host could not tell which one a MUX chose`,
+        });
+    });
+  });
   return issues;
 }
 

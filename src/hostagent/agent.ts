@@ -7,7 +7,7 @@ import { resolveSecret } from "../config/load.ts";
 import { type Action, describeAction, diff } from "./diff.ts";
 import { HostHealth } from "./health.ts";
 import { Kernel } from "./kernel.ts";
-import { type DesiredState, HOST_TABLE, plan } from "./plan.ts";
+import { type DesiredState, plan, TABLE_PREFIX } from "./plan.ts";
 
 export type Log = (msg: string) => void;
 
@@ -82,7 +82,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
         const r = await reconcile(kernel, desired, cfg.host["route-table"], log);
         if (r.actions.length > 0 || why !== "timer")
           log(
-            `reconciled (${why}): ${desired.tables.filter((t) => t.table !== HOST_TABLE).length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
+            `reconciled (${why}): ${desired.tables.filter((t) => t.table.startsWith(TABLE_PREFIX)).length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
           );
       } catch (e) {
         failures++;

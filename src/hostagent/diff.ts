@@ -2,14 +2,15 @@
 // module observes and applies. Only what the agent owns is ever in `observed` (links named
 // vmx-*, nftables tables named vipmux-svc-*, routes and rules with the agent's protocol),
 // so an empty desired state is the cleanup.
-import type {
-  DesiredState,
-  Endpoint,
-  RouteSpec,
-  RuleSpec,
-  ServiceTableSpec,
-  SysctlSpec,
-  VxlanLinkSpec,
+import {
+  type DesiredState,
+  type Endpoint,
+  type RouteSpec,
+  type RuleSpec,
+  type ServiceTableSpec,
+  type SysctlSpec,
+  tableFamily,
+  type VxlanLinkSpec,
 } from "./plan.ts";
 
 export interface ObservedLink {
@@ -83,9 +84,19 @@ export function diff(desired: DesiredState, observed: ObservedState): Action[] {
   for (const s of desired.sysctls)
     if (observed.sysctls[s.key] !== s.value) actions.push({ kind: "sysctl", sysctl: s });
 
+  // A netdev table hooks its device: a device (re)created in this pass needs it again.
+  const newDevices = new Set(
+    actions.flatMap((a) =>
+      a.kind === "link-add" || a.kind === "link-replace" ? [a.link.name] : [],
+    ),
+  );
   const obsTables = new Map(observed.tables.map((t) => [t.name, t]));
   const wanted = new Set(desired.tables.map((t) => t.table));
-  const put = desired.tables.filter((t) => obsTables.get(t.table)?.digest !== t.digest);
+  const put = desired.tables.filter(
+    (t) =>
+      obsTables.get(t.table)?.digest !== t.digest ||
+      (t.device !== undefined && newDevices.has(t.device)),
+  );
   const del = observed.tables.filter((t) => !wanted.has(t.name)).map((t) => t.name);
   if (put.length > 0 || del.length > 0) actions.push({ kind: "nft", put, del: del.sort() });
 
@@ -135,7 +146,7 @@ export function ruleKey(r: RuleSpec): string {
     ...(r.dst !== undefined ? [`to ${r.dst}`] : []),
     ...(r.iif !== undefined ? [`iif ${r.iif}`] : []),
     ...(r.fwmark !== undefined
-      ? [`fwmark 0x${r.fwmark.toString(16)}/0x${r.fwmark.toString(16)}`]
+      ? [`fwmark 0x${r.fwmark.toString(16)}/0x${(r.fwmask ?? r.fwmark).toString(16)}`]
       : []),
   ];
   const suppress =
@@ -175,14 +186,17 @@ export function describeAction(a: Action): string {
 export function nftScript(put: ServiceTableSpec[], del: string[]): string {
   const lines: string[] = [];
   // `table X` first creates the table when absent, so `delete table X` never fails.
-  for (const name of [...put.map((t) => t.table), ...del])
-    lines.push(`table inet ${name}`, `delete table inet ${name}`);
+  for (const name of [...put.map((t) => t.table), ...del]) {
+    const f = tableFamily(name);
+    lines.push(`table ${f} ${name}`, `delete table ${f} ${name}`);
+  }
   for (const t of put) lines.push(t.text);
   return `${lines.join("\n")}\n`;
 }
 
 /**
- * Reads our tables back from `nft list chains inet` or `nft list table` text: each
+ * Reads our tables back from `nft list chains` or `nft list table` text (inet and netdev
+ * families): each
  * vipmux-* table's digest (its first chain's comment) and endpoints (its rules'
  * comments; chain listings have none). Other tables are ignored.
  */
@@ -190,7 +204,7 @@ export function parseNftRuleset(text: string, prefix: string): ObservedTable[] {
   const out: ObservedTable[] = [];
   let cur: ObservedTable | undefined;
   for (const line of text.split("\n")) {
-    const start = /^table inet (\S+) \{/.exec(line);
+    const start = /^table (?:inet|netdev) (\S+) \{/.exec(line);
     if (start) {
       cur = start[1]!.startsWith(prefix) ? { name: start[1]!, endpoints: [] } : undefined;
       if (cur) out.push(cur);

@@ -18,11 +18,13 @@ import {
 } from "./diff.ts";
 import {
   type DesiredState,
+  isDipTable,
   isOwnLinkName,
   OWN_TABLE_PREFIX,
   type RequirementSpec,
   type RouteSpec,
   type RuleSpec,
+  tableFamily,
   type VxlanLinkSpec,
 } from "./plan.ts";
 
@@ -125,11 +127,13 @@ export class Kernel {
    * only ones conntrack cleanup needs (`nft list table` each).
    */
   async tables(desired: DesiredState): Promise<ObservedTable[]> {
-    const r = await must(["nft", "list", "chains", "inet"]);
+    // All families: services and the host table are inet, the VXLAN devices' are netdev.
+    const r = await must(["nft", "list", "chains"]);
     const want = new Map(desired.tables.map((t) => [t.table, t.digest]));
     const out = parseNftRuleset(r.stdout, OWN_TABLE_PREFIX);
     for (const t of out) {
-      if (want.get(t.name) === t.digest) continue;
+      // netdev tables have no endpoints (nothing in conntrack hangs on them).
+      if (want.get(t.name) === t.digest || tableFamily(t.name) !== "inet") continue;
       const full = await must(["nft", "list", "table", "inet", t.name]);
       t.endpoints = parseNftRuleset(full.stdout, OWN_TABLE_PREFIX)[0]?.endpoints ?? [];
     }
@@ -143,8 +147,9 @@ export class Kernel {
     const out: RouteSpec[] = [];
     for (const family of [AF_INET, AF_INET6]) {
       for (const r of await this.rt.getRoutes({ family })) {
-        const t = r.attrs.table ?? r.data.table;
-        if (t !== table || Number(r.data.protocol) !== RTPROT_VIPMUX) continue;
+        const t = r.attrs.table ?? r.data.table ?? 0;
+        // The agent's table, and the floating DIPs' own tables (numbered by their marks).
+        if ((t !== table && !isDipTable(t)) || Number(r.data.protocol) !== RTPROT_VIPMUX) continue;
         const via = r.attrs.gateway
           ? [formatIp(r.attrs.gateway)]
           : r.attrs.multipath
@@ -181,6 +186,11 @@ export class Kernel {
           ...(dst !== undefined ? { dst } : {}),
           ...(src !== undefined ? { src } : {}),
           ...(r.attrs.fwmark !== undefined ? { fwmark: r.attrs.fwmark } : {}),
+          ...(r.attrs.fwmark !== undefined &&
+          r.attrs.fwmask !== undefined &&
+          r.attrs.fwmask !== r.attrs.fwmark
+            ? { fwmask: r.attrs.fwmask }
+            : {}),
           table: r.attrs.table ?? r.data.table ?? 0,
           // The kernel reports -1 (0xffffffff) for "not set".
           ...(r.attrs.suppressPrefixlen &&
@@ -262,7 +272,7 @@ export class Kernel {
           ...(dst ? { dst: addrBuf(dst.addr) } : {}),
           ...(src ? { src: addrBuf(src.addr) } : {}),
           ...(r.iif !== undefined ? { iifname: r.iif } : {}),
-          ...(r.fwmark !== undefined ? { fwmark: r.fwmark, fwmask: r.fwmark } : {}),
+          ...(r.fwmark !== undefined ? { fwmark: r.fwmark, fwmask: r.fwmask ?? r.fwmark } : {}),
           ...(r.suppressPrefixlen !== undefined
             ? { suppressPrefixlen: u32(r.suppressPrefixlen) }
             : {}),

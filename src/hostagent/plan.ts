@@ -11,13 +11,19 @@
 //   backend port. Per-service tables make every change local: a changed service's table is
 //   replaced in one transaction, other tables are not touched, and conntrack keeps the NAT
 //   binding of established flows (nat chains only see a flow's first packet).
-// - The MUX's inner packet carries the VIP, not the DIP it chose, so with several DIPs of
-//   a service on one host the host picks among them with a stateless jhash over the
-//   service's distribution fields (5-tuple, 3-tuple or 2-tuple), weighted. The same flow
-//   always picks the same DIP, whichever MUX it came through.
-// - Floating-IP backends (the DIP owns the VIP) are not NATed: a policy rule
-//   `iif vmx-<vni> to VIP lookup <table>` and a route `VIP via DIP` in the agent's table
-//   hand the packet to the DIP unchanged.
+// - The MUX's inner packet carries the VIP; the DIP it chose travels in the inner Ethernet
+//   destination, `dipMac(DIP)` (src/lb/dip-mac.ts). A `netdev` table per VXLAN device
+//   (`netdev vipmux-vni-<vni>`, ingress hook) maps each local DIP's MAC to a packet mark
+//   (`dipMark`) and sets the packet type to host: the device only accepts frames for its
+//   own MAC, anything else is PACKET_OTHERHOST and IP drops it. The service's DNAT rules
+//   then pick the DIP the mark names. Unmarked packets (an older MUX using the device's
+//   MAC), and marked ones whose DIP is drained or failing here, fall back to the host's own
+//   stateless jhash over the service's distribution fields, weighted.
+// - Floating-IP backends (the DIP owns the VIP) are not NATed: a policy rule per DIP
+//   `iif vmx-<vni> to VIP fwmark <dipMark>/<mask> lookup <dipMark>` and a route `VIP via
+//   DIP` in the DIP's own table (numbered by its mark) follow the MUX's choice; after them
+//   `iif vmx-<vni> to VIP lookup <table>` and `VIP via DIPs` (ECMP) in the agent's table
+//   catch the rest.
 // - One host table (`inet vipmux-host`): a forward guard that drops what arrives over
 //   VXLAN and matched no service (else it would be routed back to the edge, and from there
 //   to a MUX, in a loop), and, with `gateway`/`gateway-v6`, the DSR marking below.
@@ -32,14 +38,36 @@ import { createHash } from "node:crypto";
 import { isIPv6 } from "node:net";
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import type { ServiceConfig } from "../config/schema.ts";
+import { dipMac, dipMacText } from "../lb/dip-mac.ts";
 
 export const LINK_PREFIX = "vmx-";
 /** Every nftables table the agent owns starts with this; nothing else is ever touched. */
 export const OWN_TABLE_PREFIX = "vipmux-";
 export const TABLE_PREFIX = "vipmux-svc-";
+/** netdev tables, one per VXLAN device: MUX-chosen DIP (inner MAC) → packet mark. */
+export const VNI_TABLE_PREFIX = "vipmux-vni-";
 export const HOST_TABLE = "vipmux-host";
 /** Fixed jhash seed: a host picks the same DIP for a flow across agent restarts. */
 export const JHASH_SEED = 0x766d7578;
+
+/**
+ * Packet-mark bits that carry the MUX's DIP choice from the netdev ingress chain to the
+ * DNAT rules and policy rules: bit 24 says "a DIP was chosen", bits 0-23 are the last
+ * three bytes of `dipMac(DIP)` (the IPv4 DIP's last three octets; 24 bits of the IPv6
+ * hash). `host.dsr-mark` must not overlap them; two local DIPs of one VNI must not share
+ * them (the config loader refuses both).
+ */
+export const DIP_MARK_MASK = 0x01ffffff;
+export const DIP_MARK_FLAG = 0x01000000;
+
+/** The mark (and, for floating IP, the routing table) of a DIP chosen by the MUX. */
+export function dipMark(dip: string): number {
+  const m = dipMac(dip);
+  return (DIP_MARK_FLAG | (m[3]! << 16) | (m[4]! << 8) | m[5]!) >>> 0;
+}
+
+/** A floating DIP's routing table is numbered by its mark: tables the agent owns. */
+export const isDipTable = (t: number) => (t & ~0x00ffffff) >>> 0 === DIP_MARK_FLAG;
 
 export interface VxlanLinkSpec {
   name: string;
@@ -60,8 +88,12 @@ export interface Endpoint {
 
 export interface ServiceTableSpec {
   service: string;
-  /** nftables table name (family inet). */
+  /** nftables family: `inet` (services, host table) or `netdev` (a VXLAN device's ingress). */
+  family: "inet" | "netdev";
+  /** nftables table name. */
   table: string;
+  /** The device a netdev table hooks: re-put whenever the device is (re)created. */
+  device?: string;
   /** Digest of `body`, kept in the table's comment: equal digests mean nothing to do. */
   digest: string;
   /** The complete `table inet ... { ... }` text, comment included. */
@@ -89,8 +121,10 @@ export interface RuleSpec {
   dst?: string;
   /** Source prefix (a floating VIP's replies). */
   src?: string;
-  /** fwmark/mask (DSR-marked replies of NATed flows). */
+  /** fwmark (DSR-marked replies of NATed flows; a floating DIP's mark). */
   fwmark?: number;
+  /** Mask of `fwmark` (default: `fwmark` itself). */
+  fwmask?: number;
   table: number;
   /** Ignore the looked-up route if its prefix is this short or shorter (0: a default route). */
   suppressPrefixlen?: number;
@@ -127,6 +161,10 @@ export const linkName = (vni: number) => `${LINK_PREFIX}${vni}`;
 /** Devices the agent owns: exactly its naming pattern (vmx-<vni>), nothing else. */
 export const isOwnLinkName = (name: string) => /^vmx-\d+$/.test(name);
 export const tableName = (service: string) => `${TABLE_PREFIX}${service}`;
+export const vniTableName = (vni: number) => `${VNI_TABLE_PREFIX}${vni}`;
+/** The nftables family of one of the agent's tables, from its name. */
+export const tableFamily = (name: string): "inet" | "netdev" =>
+  name.startsWith(VNI_TABLE_PREFIX) ? "netdev" : "inet";
 
 /**
  * `failing`: keys ("service/dip") of local DIPs whose health checks fail; they get no new
@@ -140,6 +178,8 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
   const links = new Map<number, VxlanLinkSpec>();
   const tables: ServiceTableSpec[] = [];
   const floating = new Map<string, { vni: Set<number>; dips: Set<string>; services: string[] }>();
+  /** Per VNI: every local DIP (health and weight aside: the MAC → mark map is static). */
+  const vniDips = new Map<number, Set<string>>();
   const warnings: string[] = [];
   let v4 = false;
   let v6 = false;
@@ -151,6 +191,9 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
     const healthy = all.filter((b) => b.weight === 0 || !failing.has(`${s.name}/${b.dip}`));
     const local = healthy.some((b) => b.weight > 0) ? healthy : all;
     const dev = linkName(s.vni);
+    const dips = vniDips.get(s.vni) ?? new Set<string>();
+    for (const b of all) dips.add(b.dip);
+    vniDips.set(s.vni, dips);
     links.set(s.vni, {
       name: dev,
       vni: s.vni,
@@ -184,8 +227,27 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
       );
     const family = isIPv6(vip) ? 6 : 4;
     if (f.dips.size > 0) routes.push({ dst, table, via: [...f.dips].sort(cmp) });
-    for (const vni of [...f.vni].sort((a, b) => a - b))
-      rules.push({ priority, family, iif: linkName(vni), dst, table });
+    const vnis = [...f.vni].sort((a, b) => a - b);
+    // The MUX's choice first: the DIP its mark names, in that DIP's own table. With one
+    // DIP there is nothing to choose.
+    if (f.dips.size > 1)
+      for (const dip of [...f.dips].sort(cmp)) {
+        const m = dipMark(dip);
+        routes.push({ dst, table: m, via: [dip] });
+        for (const vni of vnis)
+          rules.push({
+            priority,
+            family,
+            iif: linkName(vni),
+            dst,
+            fwmark: m,
+            fwmask: DIP_MARK_MASK,
+            table: m,
+          });
+      }
+    // Then the rest (no mark, or a DIP not live here): the host's ECMP over its DIPs.
+    for (const vni of vnis)
+      rules.push({ priority: priority + 1, family, iif: linkName(vni), dst, table });
     if ((family === 6 ? gw6 : gw4) !== undefined)
       rules.push(...dsrRules({ priority, family, src: dst, table }));
   }
@@ -203,6 +265,8 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
     });
     rules.push(...dsrRules({ priority, family, fwmark: mark, table }));
   }
+  for (const [vni, dips] of [...vniDips].sort((a, b) => a[0] - b[0]))
+    tables.push(vniTable(vni, [...dips]));
   if (tables.length > 0) {
     // A floating VIP with no DIP to route to (all drained) is not let through: dropped.
     const routed = [...floating].filter(([, f]) => f.dips.size > 0).map(([vip]) => vip);
@@ -284,6 +348,17 @@ function serviceTable(
     const bport = p["backend-port"] ?? (first === last ? first : undefined);
     const portSuffix = bport === undefined ? "" : `:${bport}`;
     const addr = (a: string) => (fam === "ip6" ? `[${a}]` : a);
+    // The mark is set with the NAT binding, i.e. on the flow's first packet only.
+    const ctMark = dsrMark === undefined ? "" : `ct mark set ct mark or ${hex(dsrMark)} `;
+    const distinct = [...new Set(slots)];
+    // The MUX's choice: the DIP named by the mark the netdev chain set from the inner MAC.
+    // Only live DIPs have a rule: a mark naming a drained or failing DIP falls through to
+    // the host's own pick below.
+    if (distinct.length > 1)
+      for (const d of distinct)
+        rules.push(
+          `${match} meta mark and ${hex(DIP_MARK_MASK)} == ${hex(dipMark(d))} counter ${ctMark}dnat ${fam} to ${addr(d)}${portSuffix} comment "dip ${d}"`,
+        );
     let target: string;
     if (new Set(slots).size === 1) {
       target = `${addr(slots[0]!)}${portSuffix}`;
@@ -291,8 +366,6 @@ function serviceTable(
       const map = slots.map((d, i) => `${i} : ${d}`).join(", ");
       target = `jhash ${hashFields(s.distribution, fam, p.protocol)} mod ${slots.length} seed 0x${JHASH_SEED.toString(16)} map { ${map} }${portSuffix === "" ? "" : ` ${portSuffix}`}`;
     }
-    // The mark is set with the NAT binding, i.e. on the flow's first packet only.
-    const ctMark = dsrMark === undefined ? "" : `ct mark set ct mark or ${hex(dsrMark)} `;
     rules.push(`${match} counter ${ctMark}dnat ${fam} to ${target} ${note}`);
   }
 
@@ -301,7 +374,40 @@ function serviceTable(
     "type nat hook prerouting priority dstnat; policy accept;",
     rules,
   );
-  return { ...tableText(tableName(s.name), s.name, body), endpoints };
+  return { ...tableText("inet", tableName(s.name), s.name, body), endpoints };
+}
+
+/**
+ * The netdev table of one VXLAN device: frames whose inner destination is a local DIP's
+ * MAC get that DIP's mark and are accepted as addressed to the host (the device would
+ * otherwise mark them PACKET_OTHERHOST, and IP drops those). Other vipmux MACs (a DIP
+ * this host does not have for the VNI: a MUX with another config) are accepted unmarked,
+ * so the host picks; frames for the device's own MAC are untouched (an older MUX).
+ * Depends only on the set of local DIPs of the VNI, not on health or weights.
+ */
+function vniTable(vni: number, dips: string[]): ServiceTableSpec {
+  const dev = linkName(vni);
+  const keep = hex((~DIP_MARK_MASK >>> 0) >>> 0);
+  const rules = dips
+    .map((d) => ({ d, mac: dipMacText(d) }))
+    .sort((a, b) => cmp(a.mac, b.mac))
+    .map(
+      ({ d, mac }) =>
+        `ether daddr ${mac} counter meta mark set meta mark and ${keep} or ${hex(dipMark(d))} meta pkttype set host comment "dip ${d}"`,
+    );
+  rules.push(
+    `ether daddr and ff:ff:00:00:00:00 == 02:76:00:00:00:00 meta pkttype other counter meta pkttype set host comment "unknown DIP"`,
+  );
+  const body = chain(
+    "ingress",
+    `type filter hook ingress device "${dev}" priority filter; policy accept;`,
+    rules,
+  );
+  return {
+    ...tableText("netdev", vniTableName(vni), `vni-${vni}`, body),
+    device: dev,
+    endpoints: [],
+  };
 }
 
 /**
@@ -338,7 +444,7 @@ function hostTable(floatingVips: string[], dsrMark: number | undefined): Service
     body += `\n${chain("dsr", "type filter hook prerouting priority mangle; policy accept;", [
       `ct direction reply ct mark and ${hex(dsrMark)} == ${hex(dsrMark)} meta mark set meta mark or ${hex(dsrMark)}`,
     ])}`;
-  return { ...tableText(HOST_TABLE, "host", body), endpoints: [] };
+  return { ...tableText("inet", HOST_TABLE, "host", body), endpoints: [] };
 }
 
 function chain(name: string, hook: string, rules: string[]): string {
@@ -350,14 +456,14 @@ function chain(name: string, hook: string, rules: string[]): string {
  * chain comments and is fast with many tables, where listing tables or the ruleset is
  * slow (seconds for hundreds of tables with nftables 1.0).
  */
-function tableText(table: string, what: string, body: string) {
+function tableText(family: "inet" | "netdev", table: string, what: string, body: string) {
   const digest = createHash("sha256").update(body).digest("hex").slice(0, 16);
   const withDigest = body.replace(
     /^\tchain \S+ \{\n/,
     (m) => `${m}\t\tcomment "vipmux ${what} ${digest}"\n`,
   );
-  const text = `table inet ${table} {\n\tcomment "vipmux ${what}"\n${withDigest}\n}\n`;
-  return { service: what, table, digest, text };
+  const text = `table ${family} ${table} {\n\tcomment "vipmux ${what}"\n${withDigest}\n}\n`;
+  return { service: what, family, table, digest, text };
 }
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;

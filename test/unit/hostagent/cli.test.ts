@@ -24,6 +24,8 @@ describe("vipmux host-agent", () => {
     expect(d.tables.map((t) => t.table)).toEqual([
       "vipmux-svc-web",
       "vipmux-svc-web6",
+      "vipmux-vni-100",
+      "vipmux-vni-101",
       "vipmux-host",
     ]);
   });

@@ -16,7 +16,14 @@ import {
   ruleKey,
 } from "../../../src/hostagent/diff.ts";
 import { formatMultipath, parseMultipath } from "../../../src/hostagent/kernel.ts";
-import { type DesiredState, isOwnLinkName, plan } from "../../../src/hostagent/plan.ts";
+import {
+  type DesiredState,
+  DIP_MARK_MASK,
+  dipMark,
+  isDipTable,
+  isOwnLinkName,
+  plan,
+} from "../../../src/hostagent/plan.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -79,7 +86,11 @@ describe("plan", () => {
   it("a host with no backend of a service gets nothing for it", () => {
     const d = plan(cfg(WEB + DNS, "pa: 198.51.100.6"));
     expect(d.links.map((l) => l.name)).toEqual(["vmx-100"]);
-    expect(d.tables.map((t) => t.table)).toEqual(["vipmux-svc-web", "vipmux-host"]);
+    expect(d.tables.map((t) => t.table)).toEqual([
+      "vipmux-svc-web",
+      "vipmux-vni-100",
+      "vipmux-host",
+    ]);
     expect(d.tables[0]!.text).toContain("dnat ip to 10.10.2.21:8080");
     expect(plan(cfg(WEB, "pa: 198.51.100.9")).tables).toEqual([]);
     expect(d.tables[0]!.text).not.toContain("10.10.1.1");
@@ -180,14 +191,40 @@ describe("plan", () => {
       'udp dport 53 counter accept comment "udp 20.20.20.101 53"',
     );
     expect(d.tables[0]!.text).not.toContain("dnat");
+    // The MUX's choice: a table per DIP (numbered by its mark) and a rule on its mark;
+    // then the host's own ECMP for the rest.
     expect(d.routes).toEqual([
       { dst: "20.20.20.101/32", table: 4789, via: ["10.10.1.12", "10.10.1.13"] },
+      { dst: "20.20.20.101/32", table: 0x010a010c, via: ["10.10.1.12"] },
+      { dst: "20.20.20.101/32", table: 0x010a010d, via: ["10.10.1.13"] },
     ]);
-    expect(d.rules).toEqual([
-      { priority: 4789, family: 4, iif: "vmx-100", dst: "20.20.20.101/32", table: 4789 },
+    expect(d.rules.map(ruleKey)).toEqual([
+      "4789: ipv4 from all to 20.20.20.101/32 iif vmx-100 fwmark 0x10a010c/0x1ffffff lookup 17432844",
+      "4789: ipv4 from all to 20.20.20.101/32 iif vmx-100 fwmark 0x10a010d/0x1ffffff lookup 17432845",
+      "4790: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
     ]);
+    expect(d.routes.every((r) => r.table === 4789 || isDipTable(r.table))).toBe(true);
     // The guard lets the floating VIP through and drops the rest of what VXLAN brings.
-    expect(d.tables[1]!.text).toContain('iifname "vmx-*" ip daddr { 20.20.20.101 } accept');
+    expect(d.tables.find((t) => t.table === "vipmux-host")!.text).toContain(
+      'iifname "vmx-*" ip daddr { 20.20.20.101 } accept',
+    );
+    // A failing DIP loses its marked route: its marked packets take the ECMP over the rest.
+    const one = plan(
+      cfg(`
+  - name: float
+    vip: 20.20.20.101
+    ports: [ { protocol: udp, port: 53 } ]
+    vni: 100
+    backends:
+      - { dip: 10.10.1.13, host: 198.51.100.2, floating-ip: true }
+      - { dip: 10.10.1.12, host: 198.51.100.2, floating-ip: true }
+`),
+      new Set(["float/10.10.1.12"]),
+    );
+    expect(one.routes).toEqual([{ dst: "20.20.20.101/32", table: 4789, via: ["10.10.1.13"] }]);
+    expect(one.rules.map(ruleKey)).toEqual([
+      "4790: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
+    ]);
   });
 
   it("a host table guards the forward path: DNATed flows pass, anything else from VXLAN drops", () => {
@@ -225,7 +262,7 @@ describe("plan", () => {
       { dst: "::/0", table: 4789, via: ["2001:db8:100:1::1"], dev: "eth1" },
     ]);
     expect(d.rules.map(ruleKey)).toEqual([
-      "4789: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
+      "4790: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
       "4789: ipv4 from 20.20.20.101/32 lookup 254 suppress_prefixlength 0",
       "4790: ipv4 from 20.20.20.101/32 lookup 4789",
       "4789: ipv4 from all fwmark 0x10000000/0x10000000 lookup 254 suppress_prefixlength 0",
@@ -248,6 +285,89 @@ describe("plan", () => {
     expect(all.digest).toBe(both.digest);
     // Another service's key changes nothing here.
     expect(plan(cfg(WEB), new Set(["dns/10.10.1.12"])).tables[0]!.digest).toBe(both.digest);
+  });
+
+  it("a netdev table per VXLAN device maps each local DIP's MAC to its mark, and accepts the frame", () => {
+    const d = plan(cfg(WEB + DNS));
+    const vni = d.tables.find((t) => t.table === "vipmux-vni-100")!;
+    expect(vni.family).toBe("netdev");
+    expect(vni.device).toBe("vmx-100");
+    expect(dipMark("10.10.1.12")).toBe(0x010a010c);
+    expect(dipMark("fd00:10:1::12")).toBe(0x01c8307c); // dipMac 02:76:98:c8:30:7c
+    expect(vni.text).toMatch(
+      /^table netdev vipmux-vni-100 \{\n\tcomment "vipmux vni-100"\n\tchain ingress \{\n\t\tcomment "vipmux vni-100 [0-9a-f]{16}"\n\t\ttype filter hook ingress device "vmx-100" priority filter; policy accept;\n/,
+    );
+    expect(vni.text).toContain(
+      '\t\tether daddr 02:76:0a:0a:01:0b counter meta mark set meta mark and 0xfe000000 or 0x010a010b meta pkttype set host comment "dip 10.10.1.11"\n' +
+        '\t\tether daddr 02:76:0a:0a:01:0c counter meta mark set meta mark and 0xfe000000 or 0x010a010c meta pkttype set host comment "dip 10.10.1.12"\n' +
+        '\t\tether daddr and ff:ff:00:00:00:00 == 02:76:00:00:00:00 meta pkttype other counter meta pkttype set host comment "unknown DIP"\n',
+    );
+    // Only this host's DIPs; the other VNI has its own table.
+    expect(vni.text).not.toContain("10.10.2.21");
+    expect(d.tables.find((t) => t.table === "vipmux-vni-200")!.text).toContain(
+      "ether daddr 02:76:0a:0a:01:0d ",
+    );
+    expect(vni.endpoints).toEqual([]);
+    expect(DIP_MARK_MASK & 0x10000000).toBe(0); // the default dsr-mark is outside it
+  });
+
+  it("DNAT follows the mark (the MUX's choice) first, the host's jhash after it", () => {
+    const web = plan(cfg(WEB)).tables[0]!.text;
+    const lines = web.split("\n").filter((l) => l.includes("tcp dport 80"));
+    expect(lines.map((l) => l.trim())).toEqual([
+      'iifname "vmx-100" ip daddr 20.20.20.100 tcp dport 80 meta mark and 0x01ffffff == 0x010a010b counter dnat ip to 10.10.1.11:8080 comment "dip 10.10.1.11"',
+      'iifname "vmx-100" ip daddr 20.20.20.100 tcp dport 80 meta mark and 0x01ffffff == 0x010a010c counter dnat ip to 10.10.1.12:8080 comment "dip 10.10.1.12"',
+      'iifname "vmx-100" ip daddr 20.20.20.100 tcp dport 80 counter dnat ip to jhash ip saddr . ip daddr . tcp sport . tcp dport mod 2 seed 0x766d7578 map { 0 : 10.10.1.11, 1 : 10.10.1.12 } :8080 comment "tcp 20.20.20.100 80"',
+    ]);
+    // The marked rules carry no endpoint comment: endpoints are read once per port.
+    expect(plan(cfg(WEB)).tables[0]!.endpoints).toHaveLength(2);
+    expect(parseNftRuleset(plan(cfg(WEB)).tables[0]!.text, "vipmux-")[0]!.endpoints).toHaveLength(
+      2,
+    );
+    // IPv6 DIPs: bracketed targets, marks from the hash.
+    const v6 = plan(
+      cfg(`
+  - name: web6
+    vip: 2001:db8:f::100
+    ports: [ { protocol: tcp, port: 80, backend-port: 8080 } ]
+    vni: 101
+    backends: [ { dip: "fd00:10:1::11", host: 198.51.100.2 }, { dip: "fd00:10:1::12", host: 198.51.100.2 } ]
+`),
+    ).tables[0]!.text;
+    expect(v6).toContain(
+      "meta mark and 0x01ffffff == 0x01c8307c counter dnat ip6 to [fd00:10:1::12]:8080",
+    );
+    // One live DIP: nothing to choose, one rule.
+    expect(plan(cfg(DNS)).tables[0]!.text).not.toContain("meta mark");
+  });
+
+  it("a failing or drained DIP loses its marked rule (its flows take the host's pick); the netdev table stays", () => {
+    const both = plan(cfg(WEB));
+    const failing = plan(cfg(WEB), new Set(["web/10.10.1.12"]));
+    expect(failing.tables[0]!.text).not.toContain("0x010a010c");
+    expect(failing.tables[0]!.text).toContain("tcp dport 80 counter dnat ip to 10.10.1.11:8080 ");
+    const vni = (d: DesiredState) => d.tables.find((t) => t.table === "vipmux-vni-100")!.digest;
+    expect(vni(failing)).toBe(vni(both));
+    const drained = plan(
+      cfg(
+        WEB.replace(
+          "{ dip: 10.10.1.12, host: 198.51.100.2 }",
+          "{ dip: 10.10.1.12, host: 198.51.100.2, weight: 0 }",
+        ),
+      ),
+    );
+    expect(drained.tables[0]!.text).not.toContain("0x010a010c");
+    expect(vni(drained)).toBe(vni(both));
+    // Weights: one marked rule per DIP, whatever its slot count.
+    const weighted = plan(
+      cfg(
+        WEB.replace(
+          "{ dip: 10.10.1.12, host: 198.51.100.2 }",
+          "{ dip: 10.10.1.12, host: 198.51.100.2, weight: 3 }",
+        ),
+      ),
+    ).tables[0]!.text;
+    expect(weighted.match(/== 0x010a010c counter dnat ip to 10\.10\.1\.12:8080/g)).toHaveLength(1);
   });
 
   it("disabled services are not programmed", () => {
@@ -277,6 +397,46 @@ describe("diff", () => {
     expect(a[0]!.kind === "nft" && a[0]!.put.map((t) => t.table)).toEqual(["vipmux-svc-web"]);
   });
 
+  it("a DIP added to one service of a shared VNI: that service's table and the VNI's netdev table, nothing else", () => {
+    const other = `
+  - name: api
+    vip: 20.20.20.110
+    ports: [ { protocol: tcp, port: 443 } ]
+    vni: 100
+    backends: [ { dip: 10.10.1.11, host: 198.51.100.2 }, { dip: 10.10.1.12, host: 198.51.100.2 } ]
+`;
+    const before = plan(cfg(WEB + other));
+    const after = plan(
+      cfg(
+        WEB.replace(
+          "      - { dip: 10.10.2.21",
+          "      - { dip: 10.10.1.14, host: 198.51.100.2 }\n      - { dip: 10.10.2.21",
+        ) + other,
+      ),
+    );
+    const a = diff(after, observedFrom(before));
+    expect(a).toHaveLength(1);
+    expect(a[0]!.kind === "nft" && a[0]!.put.map((t) => `${t.family} ${t.table}`)).toEqual([
+      "inet vipmux-svc-web",
+      "netdev vipmux-vni-100",
+    ]);
+    expect(a[0]!.kind === "nft" && nftScript(a[0]!.put, a[0]!.del)).toMatch(
+      /^table inet vipmux-svc-web\ndelete table inet vipmux-svc-web\ntable netdev vipmux-vni-100\ndelete table netdev vipmux-vni-100\n/,
+    );
+  });
+
+  it("a VXLAN device (re)created in a pass gets its netdev table again, even with an equal digest", () => {
+    const d = plan(cfg(WEB + DNS));
+    const o = observedFrom(d);
+    o.links = o.links.filter((l) => l.name !== "vmx-200");
+    const a = diff(d, o);
+    expect(a.map((x) => x.kind)).toEqual(["link-add", "nft"]);
+    expect(a[1]!.kind === "nft" && a[1]!.put.map((t) => t.table)).toEqual(["vipmux-vni-200"]);
+    const r = observedFrom(d);
+    r.links[0] = { ...r.links[0]!, port: 8472 };
+    expect(diff(d, r).map((x) => x.kind)).toEqual(["link-replace", "nft"]);
+  });
+
   it("removing a port flushes conntrack of that endpoint only", () => {
     const before = plan(cfg(WEB + DNS));
     const after = plan(
@@ -295,7 +455,7 @@ describe("diff", () => {
     const after = plan(cfg(WEB));
     const a = diff(after, observedFrom(before));
     expect(a).toEqual([
-      { kind: "nft", put: [], del: ["vipmux-svc-dns"] },
+      { kind: "nft", put: [], del: ["vipmux-svc-dns", "vipmux-vni-200"] },
       { kind: "link-del", name: "vmx-200", index: 11 },
       {
         kind: "conntrack-flush",
@@ -330,9 +490,15 @@ describe("diff", () => {
     const after = f(
       "{ dip: 10.10.1.12, host: 198.51.100.2, floating-ip: true }, { dip: 10.10.1.13, host: 198.51.100.2, floating-ip: true }",
     );
+    // The VNI's netdev table learns the new DIP's MAC; the marked routes and rules appear.
     expect(diff(after, observedFrom(before)).map((x) => x.kind)).toEqual([
+      "nft",
       "route-del",
       "route-add",
+      "route-add",
+      "route-add",
+      "rule-add",
+      "rule-add",
     ]);
   });
 
@@ -457,6 +623,43 @@ describe("host-agent config", () => {
       "4:14 host.inner-mac: must be a unicast MAC address like 02:76:6d:78:00:01",
       '5:3 host.bogus: unknown field "bogus"',
     ]);
+  });
+
+  it("refuses local DIPs of one VNI whose inner MACs or marks collide, and a dsr-mark over the DIP mark bits", () => {
+    const r = parseHostAgentConfig(
+      `node: { name: h }
+host: { pa: 198.51.100.2, dsr-mark: 0x10000001 }
+services:
+  - name: web
+    vip: 20.20.20.100
+    ports: [ { protocol: tcp, port: 80 } ]
+    vni: 100
+    backends:
+      - { dip: 10.10.1.11, host: 198.51.100.2 }
+      - { dip: 11.10.1.11, host: 198.51.100.2 }
+      - { dip: 109.120.0.1, host: 198.51.100.2 }
+      - { dip: 12.10.1.11, host: 198.51.100.9 }
+`,
+      "h.yml",
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.map((e) => `${e.line}:${e.col} ${e.path}: ${e.message}`)).toEqual([
+      "2:37 host.dsr-mark: must not overlap the DIP mark bits 0x01ffffff (the MUX's DIP choice)",
+      "10:16 services.0.backends.1.dip: DIPs 10.10.1.11 and 11.10.1.11 of VNI 100 on this host have the same DIP mark 0x10a010b (last 3 bytes of their inner MACs 02:76:0a:0a:01:0b, 02:76:0b:0a:01:0b): the host could not tell which one a MUX chose",
+      "11:16 services.0.backends.2.dip: DIP 109.120.0.1's inner MAC 02:76:6d:78:00:01 is host.inner-mac (the VXLAN device's own): choose another inner-mac",
+    ]);
+    // The same DIP in two services of one VNI is one DIP: fine.
+    const same = parseHostAgentConfig(
+      `node: { name: h }
+host: { pa: 198.51.100.2 }
+services:
+  - { name: a, vip: 20.20.20.100, ports: [ { protocol: tcp, port: 80 } ], vni: 100, backends: [ { dip: 10.10.1.11, host: 198.51.100.2 } ] }
+  - { name: b, vip: 20.20.20.101, ports: [ { protocol: tcp, port: 80 } ], vni: 100, backends: [ { dip: 10.10.1.11, host: 198.51.100.2 } ] }
+`,
+      "h.yml",
+    );
+    expect(same.ok ? "ok" : same.error).toBe("ok");
   });
 
   it("the MUX's service rules apply, and a host's backends of a service are all floating or all NAT", () => {
