@@ -53,12 +53,14 @@ describe.skipIf(!isRoot)("vipmux with BIRD 2 and GoBGP", () => {
           name: "bird",
           export: { nextHop6: "2001:db8:1::1" },
         },
+        // IPv6 transport: IPv6 VIPs take the session's own address as next hop ("self"),
+        // IPv4 VIPs an explicit IPv4 one.
         {
-          address: "10.0.2.2",
+          address: "2001:db8:2::2",
           asn: 65202,
-          localAddress: "10.0.2.1",
+          localAddress: "2001:db8:2::1",
           name: "gobgp",
-          export: { nextHop6: "2001:db8:2::1" },
+          export: { nextHop: "10.0.2.1" },
         },
       ],
       announce: [V4, V6],
@@ -68,9 +70,10 @@ describe.skipIf(!isRoot)("vipmux with BIRD 2 and GoBGP", () => {
     await lab?.down();
   });
 
-  it("establishes with both", async () => {
+  it("establishes with both (BIRD over IPv4, GoBGP over IPv6 transport)", async () => {
     const st = await waitEstablished(vip, 2, 30_000);
     expect(st.peers.map((p) => p.state)).toEqual(["Established", "Established"]);
+    expect(st.peers.map((p) => p.address)).toEqual(["10.0.1.2", "2001:db8:2::2"]);
   });
 
   it("BIRD receives the IPv4 and IPv6 VIPs with vipmux's next hops", async () => {
@@ -152,7 +155,7 @@ describe.skipIf(!isRoot)("vipmux with BIRD 2 and GoBGP", () => {
       async () => {
         const r = await vip.call<{
           routes: { prefix: string; attrs: { communities?: number[] } }[];
-        }>("adj-rib-in", { peer: "10.0.2.2" });
+        }>("adj-rib-in", { peer: "2001:db8:2::2" });
         return r.routes.length === 2 ? r.routes : undefined;
       },
       { timeoutMs: 15_000, what: "GoBGP's two routes at vipmux" },
@@ -164,7 +167,7 @@ describe.skipIf(!isRoot)("vipmux with BIRD 2 and GoBGP", () => {
     await gobgp(["global", "rib", "del", "40.40.40.0/24", "-a", "ipv4"]);
     await pollUntil(
       async () =>
-        (await vip.call<{ routes: unknown[] }>("adj-rib-in", { peer: "10.0.2.2" })).routes
+        (await vip.call<{ routes: unknown[] }>("adj-rib-in", { peer: "2001:db8:2::2" })).routes
           .length === 1,
       { timeoutMs: 10_000, what: "GoBGP's withdrawal at vipmux" },
     );
