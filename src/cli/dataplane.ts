@@ -9,6 +9,7 @@ interface DataplaneCliOptions {
   localV4?: string;
   localV6?: string;
   tun?: string;
+  deviceMac?: boolean;
   counters?: string;
   countersInterval?: string;
 }
@@ -26,6 +27,10 @@ export function registerDataplane(program: Command): void {
     .option("--local-v4 <address>", "VXLAN outer source for IPv4 hosts (default: node.router-id)")
     .option("--local-v6 <address>", "VXLAN outer source for IPv6 hosts (default: bgp.next-hop-v6)")
     .option("--tun <name>", "TUN device name (default vipmux0)")
+    .option(
+      "--device-mac",
+      "inner Ethernet destination = the hosts' device MAC, not the chosen DIP's (older host agents)",
+    )
     .option("--counters <file>", "write counters and heartbeat as JSON to this file")
     .option("--counters-interval <ms>", "how often to write --counters", "500")
     .addHelpText(
@@ -45,6 +50,7 @@ Example:
         ...(o.localV4 ? { localV4: o.localV4 } : {}),
         ...(o.localV6 ? { localV6: o.localV6 } : {}),
         ...(o.tun ? { tunName: o.tun } : {}),
+        ...(o.deviceMac ? { deviceMac: true } : {}),
         ...(o.counters ? { counters: o.counters } : {}),
         countersIntervalMs: Number(o.countersInterval ?? 500),
       });

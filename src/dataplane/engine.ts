@@ -32,8 +32,12 @@ import {
 } from "./io/protocol.ts";
 import { snapshotTable, tableVips } from "./tables.ts";
 
-/** MAC the hosts' VXLAN devices use; the MUX writes it as inner Ethernet destination. */
-export const DEFAULT_INNER_DST_MAC = "02:76:6d:78:00:01";
+/**
+ * The hosts' VXLAN device MAC (host agent `inner-mac` default): the inner Ethernet
+ * destination with `perDipMac: false`. By default the inner destination is the chosen
+ * DIP's own MAC (`dipMac`, src/lb/dip-mac.ts), which the host agent maps back to that DIP.
+ */
+export { DEFAULT_INNER_DST_MAC } from "./forwarder.ts";
 /** The MUX's overlay MAC (inner Ethernet source). */
 export const DEFAULT_INNER_SRC_MAC = "02:76:6d:78:00:02";
 export const DEFAULT_TUN_NAME = "vipmux0";
@@ -50,6 +54,12 @@ export interface DataplaneOptions {
   /** The MUX's underlay addresses (VXLAN outer source) for IPv4 / IPv6 hosts. */
   readonly localV4?: string;
   readonly localV6?: string;
+  /**
+   * Inner Ethernet destination = the chosen DIP's MAC (default true: the host honours the
+   * MUX's choice). false: every packet carries `innerDstMac`, the hosts' device MAC, and
+   * the host picks among its DIPs itself (host agents without per-DIP MACs).
+   */
+  readonly perDipMac?: boolean;
   readonly innerDstMac?: string;
   readonly innerSrcMac?: string;
   readonly vxlanPort?: number;
@@ -163,7 +173,8 @@ export class Dataplane {
     else if (o.io.kind === "packet") io = { kind: "packet", interface: o.io.interface };
     else io = { kind: "memory" };
     const forwarder: ForwarderOptions = {
-      innerDstMac: o.innerDstMac ?? DEFAULT_INNER_DST_MAC,
+      ...(o.innerDstMac !== undefined ? { innerDstMac: o.innerDstMac } : {}),
+      ...(o.perDipMac !== undefined ? { perDipMac: o.perDipMac } : {}),
       innerSrcMac: o.innerSrcMac ?? DEFAULT_INNER_SRC_MAC,
       ...(o.localV4 !== undefined ? { localV4: o.localV4 } : {}),
       ...(o.localV6 !== undefined ? { localV6: o.localV6 } : {}),

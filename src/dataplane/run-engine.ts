@@ -4,6 +4,7 @@
 //
 //   node src/dataplane/run-engine.ts --config containerlab/mux1.yml [--io tun|packet]
 //        [--local-v4 ADDR] [--local-v6 ADDR] [--counters FILE] [--counters-interval MS]
+//        [--device-mac]   (inner destination = the hosts' device MAC, not the chosen DIP's)
 //
 // SIGHUP reloads the config (a bad file is reported and changes nothing); SIGTERM/SIGINT
 // stop the engine and remove its device; SIGUSR2 (test only) stalls / resumes the worker. `vipmux dataplane` (src/cli/dataplane.ts) is the
@@ -21,6 +22,8 @@ export interface RunEngineOptions {
   readonly localV4?: string;
   readonly localV6?: string;
   readonly tunName?: string;
+  /** Inner destination = the hosts' device MAC instead of the chosen DIP's (older agents). */
+  readonly deviceMac?: boolean;
   /** Write counters + heartbeat as JSON to this file every `countersIntervalMs`. */
   readonly counters?: string;
   readonly countersIntervalMs?: number;
@@ -56,6 +59,7 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
     ...(localV6 ? { localV6 } : {}),
     vxlanPort: config.dataplane["vxlan-port"],
     flowTableSize: config.dataplane["flow-table-size"],
+    ...(opts.deviceMac ? { perDipMac: false } : {}),
     log,
     // Standalone, a dead worker ends the process (non-zero) so its supervisor sees it.
     onFailure: (e) => {
@@ -134,6 +138,7 @@ export async function runEngineMain(argv: string[]): Promise<number> {
       "local-v4": { type: "string" },
       "local-v6": { type: "string" },
       tun: { type: "string" },
+      "device-mac": { type: "boolean" },
       counters: { type: "string" },
       "counters-interval": { type: "string" },
     },
@@ -154,6 +159,7 @@ export async function runEngineMain(argv: string[]): Promise<number> {
     ...(values["local-v4"] ? { localV4: values["local-v4"] } : {}),
     ...(values["local-v6"] ? { localV6: values["local-v6"] } : {}),
     ...(values.tun ? { tunName: values.tun } : {}),
+    ...(values["device-mac"] ? { deviceMac: true } : {}),
     ...(values.counters ? { counters: values.counters } : {}),
     ...(values["counters-interval"]
       ? { countersIntervalMs: Number(values["counters-interval"]) }

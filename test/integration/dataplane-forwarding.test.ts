@@ -7,8 +7,8 @@
 import { spawnSync } from "node:child_process";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_INNER_DST_MAC } from "../../src/dataplane/engine.ts";
 import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import { dipMacText } from "../../src/lb/dip-mac.ts";
 import { formatIp } from "../../src/packet/address.ts";
 import { ParsedPacket, parseIpPacket } from "../../src/packet/parse.ts";
 import { sleep } from "../../src/util/proc.ts";
@@ -30,6 +30,11 @@ function ipv4(dst: string, proto: number, l4: number[]): string {
   const h = [0x45, 0, total >> 8, total & 255, 0, 1, 0, 0, 64, proto, 0, 0, 203, 0, 113, 10, ...d];
   return Buffer.from([...h, ...l4]).toString("hex");
 }
+
+const hostDipMacs: Record<string, string[]> = {
+  "198.51.100.2": ["10.10.1.11", "10.10.1.12"].map((d) => dipMacText(d)),
+  "198.51.100.6": ["10.10.2.21", "10.10.2.22"].map((d) => dipMacText(d)),
+};
 
 describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab", () => {
   let lab: TestLab;
@@ -87,7 +92,8 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
         expect(d.vni).toBe(100);
         expect(d.outerSrc).toBe("192.0.2.2");
         expect(d.outerDst).toBe(pa);
-        expect(d.innerDstMac).toBe(DEFAULT_INNER_DST_MAC);
+        // The chosen DIP's own MAC (src/lb/dip-mac.ts), one of this host's DIPs.
+        expect(hostDipMacs[pa]).toContain(d.innerDstMac);
         const ip = new ParsedPacket();
         expect(parseIpPacket(d.inner, d.inner.length, ip)).toBe(0);
         expect(formatIp(d.inner, 12, 4)).toBe("203.0.113.10");

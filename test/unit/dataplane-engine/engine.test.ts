@@ -1,10 +1,11 @@
 // The Dataplane API and its worker protocol, with the in-memory port (no root, no device):
 // the same worker, batch path and table hand-off as the TUN / AF_PACKET engines.
 import { afterEach, describe, expect, it } from "vitest";
-import { Dataplane, DataplaneError } from "../../../src/dataplane/engine.ts";
+import { Dataplane, DataplaneError, DEFAULT_INNER_DST_MAC } from "../../../src/dataplane/engine.ts";
 import { Verdict } from "../../../src/dataplane/forwarder.ts";
+import { dipMacText } from "../../../src/lb/dip-mac.ts";
 import type { ServiceModel } from "../../../src/lb/service.ts";
-import { formatIp } from "../../../src/packet/address.ts";
+import { formatIp, formatMac } from "../../../src/packet/address.ts";
 import { parseVxlan, VxlanPacket, VxlanStatus } from "../../../src/packet/vxlan.ts";
 import { buildPacket } from "../packet/packets.ts";
 
@@ -86,6 +87,7 @@ function decap(p: Uint8Array) {
     host: formatIp(p, d.outerDstOffset, d.outerFamily === 4 ? 4 : 16),
     srcPort: d.udpSrcPort,
     inner: p.subarray(d.innerOffset, d.innerOffset + d.innerLength),
+    innerDstMac: formatMac(p, d.ethOffset),
   };
 }
 
@@ -122,6 +124,22 @@ describe("Dataplane (memory port)", () => {
     expect([...hosts].sort()).toEqual(["198.51.100.2", "198.51.100.6"]);
     // RFC 7348 §5: the outer source port carries flow entropy.
     expect(ports.size).toBeGreaterThan(150);
+  });
+
+  it("names the chosen DIP in the inner MAC; perDipMac false writes the hosts' device MAC", async () => {
+    const dp = await started();
+    await dp.apply(lab);
+    const one = await dp.inject(flows(1));
+    const c = await dp.counters();
+    const chosen = c.backends.find((b) => b.packets === 1)!;
+    expect(decap(one.outputs[0]!).innerDstMac).toBe(dipMacText(chosen.dip));
+
+    const shared = await started({ perDipMac: false });
+    await shared.apply(lab);
+    const out = await shared.inject(flows(20));
+    expect(new Set(out.outputs.map((o) => decap(o).innerDstMac))).toEqual(
+      new Set([DEFAULT_INNER_DST_MAC]),
+    );
   });
 
   it("counts per VIP, per backend, drops by reason, connection table and batches", async () => {
