@@ -5,7 +5,7 @@ import { runEngine } from "../dataplane/run-engine.ts";
 
 interface DataplaneCliOptions {
   config: string;
-  io: "tun" | "packet";
+  io?: "tun" | "packet";
   localV4?: string;
   localV6?: string;
   tun?: string;
@@ -21,11 +21,16 @@ export function registerDataplane(program: Command): void {
     .requiredOption("-c, --config <file>", "vipmux MUX config")
     .option(
       "--io <kind>",
-      "packet I/O: tun (VIPs routed into a TUN device) or packet (AF_PACKET on dataplane.interface)",
-      "tun",
+      "packet I/O: tun (VIPs routed into a TUN device) or packet (AF_PACKET on dataplane.interface); default: dataplane.io",
     )
-    .option("--local-v4 <address>", "VXLAN outer source for IPv4 hosts (default: node.router-id)")
-    .option("--local-v6 <address>", "VXLAN outer source for IPv6 hosts (default: bgp.next-hop-v6)")
+    .option(
+      "--local-v4 <address>",
+      "VXLAN outer source for IPv4 hosts (default: dataplane.source-v4, node.router-id)",
+    )
+    .option(
+      "--local-v6 <address>",
+      "VXLAN outer source for IPv6 hosts (default: dataplane.source-v6, bgp.next-hop-v6)",
+    )
     .option("--tun <name>", "TUN device name (default vipmux0)")
     .option(
       "--device-mac",
@@ -36,7 +41,8 @@ export function registerDataplane(program: Command): void {
     .addHelpText(
       "after",
       `
-Runs until SIGTERM or SIGINT; SIGHUP reloads the config (a bad file changes nothing).
+Runs until SIGTERM or SIGINT; SIGHUP reloads the config (a bad file changes nothing);
+SIGUSR2 (tests only) stalls / resumes the forwarding worker.
 
 Example:
   $ vipmux dataplane --config containerlab/mux1.yml --counters /tmp/mux1.json`,
@@ -46,7 +52,7 @@ Example:
         throw new Error(`--io: ${o.io} is not tun or packet`);
       const stop = await runEngine({
         config: o.config,
-        io: o.io,
+        ...(o.io ? { io: o.io } : {}),
         ...(o.localV4 ? { localV4: o.localV4 } : {}),
         ...(o.localV6 ? { localV6: o.localV6 } : {}),
         ...(o.tun ? { tunName: o.tun } : {}),

@@ -42,7 +42,7 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
   const log = opts.log ?? ((line: string) => console.log(`${new Date().toISOString()} ${line}`));
   const config = load(opts.config, log);
   if (!config) throw new Error(`${opts.config}: invalid config`);
-  const kind = opts.io ?? "tun";
+  const kind = opts.io ?? config.dataplane.io;
   let io: DataplaneIo;
   if (kind === "packet") {
     const ifname = config.dataplane.interface;
@@ -51,8 +51,8 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
   } else {
     io = { kind: "tun", ...(opts.tunName ? { name: opts.tunName } : {}) };
   }
-  const localV4 = opts.localV4 ?? config.node["router-id"];
-  const localV6 = opts.localV6 ?? config.bgp["next-hop-v6"];
+  const localV4 = opts.localV4 ?? config.dataplane["source-v4"] ?? config.node["router-id"];
+  const localV6 = opts.localV6 ?? config.dataplane["source-v6"] ?? config.bgp["next-hop-v6"];
   const dp = new Dataplane({
     io,
     localV4,
@@ -145,7 +145,7 @@ export async function runEngineMain(argv: string[]): Promise<number> {
   });
   if (!values.config) {
     console.error(
-      "usage: run-engine --config FILE [--io tun|packet] [--local-v4 A] [--local-v6 A] [--tun NAME] [--counters FILE]",
+      "usage: run-engine --config FILE [--io tun|packet] [--local-v4 A] [--local-v6 A] [--tun NAME] [--counters FILE] [--counters-interval MS] [--device-mac]",
     );
     return 2;
   }
