@@ -37,7 +37,7 @@ export interface RouteSink {
 /** Where forwarding tables go (the dataplane engine behind an adapter). */
 export interface TableSink {
   /** Installs the tables; a returned promise settles once the forwarder uses them. */
-  apply(model: ServiceModel): void | Promise<unknown>;
+  apply(model: ServiceModel): unknown;
 }
 
 export interface ControllerOptions {

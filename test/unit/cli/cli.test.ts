@@ -102,7 +102,14 @@ describe("vipmux CLI", () => {
       return out.stdout.trim().split(" ");
     };
     expect(complete(["vipmux", "la"])).toEqual(["lab"]);
-    expect(complete(["vipmux", "lab", ""])).toEqual(["up", "down", "status", "exec", "backend", "--help"]);
+    expect(complete(["vipmux", "lab", ""])).toEqual([
+      "up",
+      "down",
+      "status",
+      "exec",
+      "backend",
+      "--help",
+    ]);
     expect(complete(["vipmux", "status", "--"])).toEqual(["--socket", "--json", "--help"]);
     expect(vipmux("completion", "fish")).toMatchObject({ code: 1 });
   });
