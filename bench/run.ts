@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const order = ["codec.ts", "lb.ts", "bgp.ts", "dataplane.ts", "health.ts"];
+const order = ["codec.ts", "lb.ts", "bgp.ts", "bfd.ts", "dataplane.ts", "health.ts"];
 let failed = 0;
 for (const name of order) {
   const file = fileURLToPath(new URL(name, import.meta.url));

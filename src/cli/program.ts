@@ -5,6 +5,7 @@ import { TopologyInvalid } from "../lab/index.ts";
 import { LabError } from "../lab/runner.ts";
 import { registerCompletion } from "./completion.ts";
 import { registerConfig } from "./config.ts";
+import { registerDataplane } from "./dataplane.ts";
 import { registerHostAgent } from "./host-agent.ts";
 import { CliError, registerLab } from "./lab.ts";
 import { registerRun } from "./run.ts";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .action(() => console.log(pkg.version));
   registerRun(program);
   registerConfig(program);
+  registerDataplane(program);
   registerLab(program);
   registerCompletion(program);
   registerHostAgent(program);
