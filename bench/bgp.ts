@@ -4,7 +4,8 @@
 // it) until FRR's BGP table, zebra's RIB and the edge kernel FIB hold all
 // prefixes, and the speaker's peak RSS (VmHWM). Prints vipmux/BIRD and vipmux/ExaBGP.
 // Bounded: each speaker gets --timeout-s (default 240 s); the lab always comes down.
-//   node bench/bgp.ts [--count 100000] [--timeout-s 240] [--only vipmux,bird,exabgp]
+// Each speaker runs --runs times (default 3, interleaved); times are medians, RSS the max.
+//   node bench/bgp.ts [--count 100000] [--runs 3] [--timeout-s 240] [--only vipmux,bird,exabgp]
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,12 +18,14 @@ const { values } = parseArgs({
     count: { type: "string", default: "100000" },
     "timeout-s": { type: "string", default: "240" },
     only: { type: "string", default: "vipmux,bird,exabgp" },
+    runs: { type: "string", default: "3" },
   },
   strict: false,
 });
 const COUNT = Number(values.count);
 const TIMEOUT_MS = Number(values["timeout-s"]) * 1000;
 const ONLY = String(values.only).split(",");
+const RUNS = Math.max(1, Number(values.runs));
 const BASE = (10 << 24) | (64 << 16); // 10.64.0.0: 100,000 /32s fit in 10.64.0.0/15
 const repoRoot = fileURLToPath(new URL("../", import.meta.url));
 const topology = fileURLToPath(new URL("../test/fixtures/bgp-lab/edge.clab.yml", import.meta.url));
@@ -277,17 +280,43 @@ async function main(): Promise<number> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  const results: Result[] = [];
+  const runs: Result[] = [];
   try {
-    for (const name of ["vipmux", "bird", "exabgp"].filter((n) => ONLY.includes(n))) {
-      console.log(`- ${name}`);
-      results.push(await runOne(lab, name));
+    for (let run = 1; run <= RUNS; run++) {
+      for (const name of ["vipmux", "bird", "exabgp"].filter((n) => ONLY.includes(n))) {
+        console.log(`- ${name} (run ${run}/${RUNS})`);
+        const r = await runOne(lab, name);
+        console.log(
+          `  ${name}: RIB ${s(r.ribMs)}, FIB ${s(r.fibMs)}, peak RSS ${mb(r.peakRssKiB)}`,
+        );
+        runs.push(r);
+      }
     }
   } finally {
     await lab.down();
   }
+  const median = (xs: (number | null)[]): number | null => {
+    const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+    return v.length === 0 ? null : v[Math.floor(v.length / 2)]!;
+  };
+  const results: Result[] = [];
+  for (const name of ["vipmux", "bird", "exabgp"]) {
+    const rs = runs.filter((r) => r.name === name);
+    if (rs.length === 0) continue;
+    results.push({
+      name,
+      bgpMs: median(rs.map((r) => r.bgpMs)),
+      ribMs: median(rs.map((r) => r.ribMs)),
+      fibMs: median(rs.map((r) => r.fibMs)),
+      peakRssKiB: Math.max(...rs.map((r) => r.peakRssKiB ?? 0)) || null,
+      note: rs
+        .map((r) => r.note)
+        .filter(Boolean)
+        .join("; "),
+    });
+  }
   console.log(
-    `\n${"speaker".padEnd(8)} ${"BGP table".padStart(10)} ${"zebra RIB".padStart(10)} ${"kernel FIB".padStart(11)} ${"peak RSS".padStart(11)}`,
+    `\nmedian of ${RUNS} run(s), ${COUNT} /32s, time from Established\n${"speaker".padEnd(8)} ${"BGP table".padStart(10)} ${"zebra RIB".padStart(10)} ${"kernel FIB".padStart(11)} ${"peak RSS".padStart(11)}`,
   );
   for (const r of results) {
     console.log(

@@ -194,8 +194,10 @@ export class Session {
           refuse(CeaseSubcode.ConnectionRejected, "peer is stopped");
           return;
         }
-        // Waiting out the back-off: the peer's own attempt is welcome.
+        // Waiting out the back-off: the peer's own attempt is welcome. (Passive only for
+        // this start: later restarts connect again unless the peer is configured passive.)
         this.feed(m, { type: "AutomaticStart", passive: true });
+        m.fsm = { ...m.fsm, passive: this.config.passive };
         this.adopt(m, socket);
         return;
       case "Active":

@@ -214,6 +214,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly attrsIds = new Map<string, number>();
   /** Attributes by id; export results are cached per (peer, id, family). */
   private readonly attrsById: RouteAttributes[] = [];
+  private compactAt = 1024;
   private readonly peersByKey = new Map<string, Peer>();
   private listener: Listener | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -357,6 +358,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const canon = JSON.stringify(attrs, Object.keys(attrs).sort());
     let attrsId = this.attrsIds.get(canon);
     if (attrsId === undefined) {
+      if (this.attrsById.length >= this.compactAt) this.compactAttrs();
       attrsId = this.attrsById.length;
       this.attrsById.push(attrs);
       this.attrsIds.set(canon, attrsId);
@@ -364,6 +366,31 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.routes.get(key) === attrsId) return;
     this.routes.set(key, attrsId);
     this.markDirty(key);
+  }
+
+  /**
+   * Attribute sets no route uses any more are dropped once the table of them has doubled,
+   * so a caller that keeps changing MEDs or communities does not grow memory forever.
+   */
+  private compactAttrs(): void {
+    const live = new Map<number, number>(); // old id → new id
+    const byId: RouteAttributes[] = [];
+    for (const id of this.routes.values()) {
+      if (live.has(id)) continue;
+      live.set(id, byId.length);
+      byId.push(this.attrsById[id]!);
+    }
+    for (const [key, id] of this.routes) this.routes.set(key, live.get(id)!);
+    this.attrsIds.clear();
+    for (let i = 0; i < byId.length; i++) {
+      const a = byId[i]!;
+      this.attrsIds.set(JSON.stringify(a, Object.keys(a).sort()), i);
+    }
+    this.attrsById.length = 0;
+    this.attrsById.push(...byId);
+    // Export results are cached by id; sent state is keyed by content and stays valid.
+    for (const p of this.peersByKey.values()) p.exportCache.clear();
+    this.compactAt = Math.max(1024, 2 * byId.length);
   }
 
   /** Withdraws `prefix` from every peer (no-op when not announced). */

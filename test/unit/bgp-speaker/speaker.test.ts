@@ -396,3 +396,17 @@ describe("speaker against scripted peers", () => {
     expect(u.nlri.count).toBe(10);
   });
 });
+
+describe("memory", () => {
+  it("attribute sets no route uses are dropped: changing MEDs forever stays bounded", () => {
+    const s = speaker({ asn: 65101, routerId: "192.0.2.2", listen: false, peers: [] });
+    for (let i = 0; i < 20_000; i++) s.announce(`10.0.${(i >> 8) & 7}.${i & 255}/32`, { med: i });
+    const table = (s as unknown as { attrsById: unknown[] }).attrsById;
+    // 2,048 routes are announced at any time, so at most about twice that many sets live.
+    expect(table.length).toBeLessThanOrEqual(2 * 2048 + 1);
+    expect(s.announced()).toHaveLength(2048);
+    // Re-announcing with the same attributes still finds them.
+    s.announce("10.0.7.255/32", { med: 19_999 });
+    expect(s.isAnnounced("10.0.7.255/32")).toBe(true);
+  });
+});
