@@ -7,16 +7,43 @@
 // VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands
 // (the integrator switches this to the speaker's announcement).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/index.ts";
+import { Forwarder, Verdict } from "../../src/dataplane/forwarder.ts";
+import { serviceModelFromConfig } from "../../src/dataplane/tables.ts";
 import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import { buildForwardingTable } from "../../src/lb/forwarding-table.ts";
 import {
   addonBuilt,
   capture,
   type RunningEngine,
   startEngine,
 } from "../fixtures/dataplane-lab/helpers.ts";
+import { buildPacket } from "../unit/packet/packets.ts";
 import { canonicalTopology, isRoot, repoRoot } from "./helpers.ts";
 
 const VMS = ["vm11", "vm12", "vm21", "vm22"];
+
+/**
+ * The DIP a MUX with mux1's config chooses for a new TCP flow (Maglev from the config
+ * alone: every MUX computes the same answer), computed here with the same forwarder.
+ */
+function muxChoice(): (src: string, sport: number, vip: string, dport: number) => string {
+  const cfg = loadConfig(`${repoRoot}containerlab/mux1.yml`);
+  if (!cfg.ok) throw new Error("mux1.yml");
+  const t = buildForwardingTable(serviceModelFromConfig(cfg.value));
+  if (!t.ok) throw new Error(t.error.join("\n"));
+  const f = new Forwarder({
+    localV4: "192.0.2.2",
+    localV6: "2001:db8:0:1::2",
+    innerSrcMac: "02:76:6d:78:00:02",
+  });
+  f.setTable(t.value);
+  return (src, sport, vip, dport) => {
+    const syn = buildPacket({ src, dst: vip, proto: "tcp", sport, dport, flags: 0x02 });
+    if (f.forward(syn, syn.length, 0) !== Verdict.forward) throw new Error("not forwarded");
+    return f.forwardingTable!.backendById[f.lastBackendId]!.dip;
+  };
+}
 
 describe.skipIf(!isRoot || !addonBuilt)(
   "dataplane: client → MUX engine → host agent → VM, DSR back",
@@ -86,6 +113,13 @@ describe.skipIf(!isRoot || !addonBuilt)(
         expect(a).toMatch(/^vm\d\d local=10\.10\.\d\.\d\d:8080 remote=203\.0\.113\.10:\d+\n$/);
       const vms = new Set(answers.map((a) => a.slice(0, 4)));
       expect(vms.size).toBeGreaterThanOrEqual(3);
+      // The DIP that answered each connection is the one the MUX chose (the inner MAC
+      // names it, the host agent honours it), not merely one on the chosen host.
+      const choice = muxChoice();
+      for (const a of answers) {
+        const m = /local=(\S+):8080 remote=203\.0\.113\.10:(\d+)/.exec(a)!;
+        expect(m[1], a).toBe(choice("203.0.113.10", Number(m[2]), "20.20.20.100", 80));
+      }
       expect(onMux).toHaveLength(0);
       const c = engine.status().counters;
       expect(c.vips.find((v) => v.vip === "20.20.20.100")!.packets).toBeGreaterThan(24 * 3);
@@ -101,6 +135,8 @@ describe.skipIf(!isRoot || !addonBuilt)(
         "http://[2001:db8:f::100]/",
       ]);
       expect(a).toMatch(/^vm\d\d local=fd00:10:\d::\d\d:8080 remote=2001:db8:c::10:\d+\n$/);
+      const m = /local=(\S+):8080 remote=2001:db8:c::10:(\d+)/.exec(a)!;
+      expect(m[1]).toBe(muxChoice()("2001:db8:c::10", Number(m[2]), "2001:db8:f::100", 80));
     });
 
     it("UDP echo through the VIP answers from the VIP", async () => {

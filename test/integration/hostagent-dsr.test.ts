@@ -8,15 +8,19 @@
 // - hand-built packets: mux1 encapsulates inner UDP / TCP SYN packets with the project's
 //   codec (src/packet) and sends them to host1's PA; the client (whose address is the
 //   inner source) receives the backend's answer from the VIP, and captures show the reply
-//   leaving host1 towards the edge and never crossing mux1;
-// - real connections: mux1's kernel VXLAN devices play the MUX for client TCP connections
-//   (edge routes the VIP to mux1, mux1 encapsulates to host1), so a long-lived flow can be
-//   watched across agent restarts and service changes.
+//   leaving host1 towards the edge and never crossing mux1. With the inner destination
+//   MAC dipMac(DIP) (the MUX's choice) the flow reaches exactly that DIP; with the VXLAN
+//   device's own MAC (no choice: an older MUX) host1 picks by its jhash;
+// - real connections: mux1's kernel VXLAN devices play an older MUX (device MAC) for
+//   client TCP connections (edge routes the VIP to mux1, mux1 encapsulates to host1), so
+//   a long-lived flow can be watched across agent restarts and service changes.
 import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import { dipMacText } from "../../src/lb/dip-mac.ts";
+import { formatIp, parseIp } from "../../src/packet/address.ts";
 import { canonicalTopology, isRoot, repoRoot } from "./helpers.ts";
 
 const NODE = process.execPath;
@@ -76,9 +80,12 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     await exited;
   }
 
-  /** Sends hand-built VXLAN packets from mux1 to host1's PA. */
-  async function muxSend(vni: number, packets: object[]): Promise<void> {
-    const spec = { host: HOST1_PA, vni, innerMac: INNER_MAC, packets };
+  /**
+   * Sends hand-built VXLAN packets from mux1 to host1's PA; inner Ethernet destination
+   * `innerMac`: a DIP's dipMac (the MUX chose that DIP) or the device's own (no choice).
+   */
+  async function muxSend(vni: number, packets: object[], innerMac = INNER_MAC): Promise<void> {
+    const spec = { host: HOST1_PA, vni, innerMac, packets };
     await lab.must("mux1", [NODE, `${FIX}/mux-send.ts`, JSON.stringify(spec)]);
   }
 
@@ -91,10 +98,18 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     });
   }
 
-  async function udpListen(addr: string, port: number, name: string, timeoutMs = 8000) {
+  async function udpListen(addr: string, port: number, name: string, timeoutMs = 8000, count = 1) {
     lab.spawn(
       "client",
-      [NODE, `${FIX}/client.ts`, "udp-listen", addr, String(port), "1", String(timeoutMs)],
+      [
+        NODE,
+        `${FIX}/client.ts`,
+        "udp-listen",
+        addr,
+        String(port),
+        String(count),
+        String(timeoutMs),
+      ],
       name,
     );
     await pollUntil(async () => logOf(name).includes("listening"), {
@@ -175,6 +190,8 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       "table inet vipmux-host",
       "table inet vipmux-svc-web",
       "table inet vipmux-svc-web6",
+      "table netdev vipmux-vni-100",
+      "table netdev vipmux-vni-101",
     ]);
   });
 
@@ -230,6 +247,80 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     expect(got[0]?.data).toMatch(/^vm1[12] local=:::7007 remote=2001:db8:c::10:40007 hello6$/);
   });
 
+  it("the MUX's choice holds: inner MAC dipMac(vm12) reaches vm12 every time, dipMac(vm11) vm11 (UDP and TCP, IPv4 and IPv6)", async () => {
+    // Per flow (VIP, client port), the conntrack entry's reply source: the DIP it was
+    // DNATed to. (/proc/net/nf_conntrack writes IPv6 addresses in full.)
+    const norm = (a: string) => formatIp(parseIp(a)!);
+    const replySource = async () => {
+      const m = new Map<string, string>();
+      for (const l of await conntrack()) {
+        const r = /src=\S+ dst=(\S+) sport=(\d+) dport=\d+ .*?src=(\S+) dst=/.exec(l);
+        if (r) m.set(`${norm(r[1]!)}|${r[2]}`, norm(r[3]!));
+      }
+      return m;
+    };
+    // The backend answers too (DSR from the VIP), for the first datagram of each family.
+    await udpListen(CLIENT, 41000, "choice4-client");
+    await udpListen(CLIENT6, 41100, "choice6-client");
+    const cases = [
+      {
+        vni: 100,
+        vip: VIP,
+        src: CLIENT,
+        base: 41000,
+        dip: { vm11: "10.10.1.11", vm12: "10.10.1.12" },
+      },
+      {
+        vni: 101,
+        vip: VIP6,
+        src: CLIENT6,
+        base: 41100,
+        dip: { vm11: "fd00:10:1::11", vm12: "fd00:10:1::12" },
+      },
+    ];
+    for (const c of cases) {
+      let port = c.base;
+      for (const proto of ["udp", "tcp"] as const)
+        for (const vm of ["vm12", "vm11"] as const) {
+          // 8 flows each: if the host ignored the MAC, its jhash would send about half of
+          // them to the other VM (all 32 per family right by chance: 2^-32).
+          const ports = Array.from({ length: 8 }, () => port++);
+          await muxSend(
+            c.vni,
+            ports.map((sport) => ({
+              src: c.src,
+              dst: c.vip,
+              proto,
+              sport,
+              dport: proto === "udp" ? 7 : 80,
+              ...(proto === "tcp" ? { flags: 0x02 } : { payload: `choice-${vm}` }),
+            })),
+            dipMacText(c.dip[vm]),
+          );
+          const got = await pollUntil(
+            async () => {
+              const m = await replySource();
+              const keys = ports.map((p) => `${c.vip}|${p}`);
+              return keys.every((k) => m.has(k)) ? keys.map((k) => m.get(k)) : undefined;
+            },
+            { timeoutMs: 8_000, what: `conntrack of ${proto} flows sent to ${vm}'s MAC` },
+          );
+          expect(got, `${c.vip} ${proto} → ${vm}`).toEqual(ports.map(() => c.dip[vm]));
+        }
+    }
+    expect((await received("choice4-client"))[0]?.data).toMatch(
+      /^vm12 local=0\.0\.0\.0:7007 remote=203\.0\.113\.10:41000 choice-vm12$/,
+    );
+    expect((await received("choice6-client"))[0]?.data).toMatch(
+      /^vm12 local=:::7007 remote=2001:db8:c::10:41100 choice-vm12$/,
+    );
+    // The netdev chain counted them per DIP.
+    const vni100 = await lab.must("host1", ["nft", "list", "table", "netdev", "vipmux-vni-100"]);
+    expect(vni100).toMatch(
+      /ether daddr 02:76:0a:0a:01:0c counter packets ([1-9]\d*) bytes \d+ meta mark set .* comment "dip 10\.10\.1\.12"/,
+    );
+  });
+
   it("a VIP arriving on another service's VNI matches nothing", async () => {
     await udpListen(CLIENT, 40008, "wrong-vni-client", 2500);
     await muxSend(101, [
@@ -243,8 +334,9 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
 
   describe("real TCP connections through a stand-in MUX (mux1's kernel VXLAN)", () => {
     beforeAll(async () => {
-      // mux1 forwards the VIPs into VXLAN towards host1, like the MUX will (inner
-      // destination MAC = the host's VXLAN MAC); the edge routes the VIPs to mux1.
+      // mux1 forwards the VIPs into VXLAN towards host1 like an older MUX (inner
+      // destination MAC = the host's VXLAN MAC: host1 picks the DIP); the edge routes the
+      // VIPs to mux1.
       const m = (argv: string[]) => lab.must("mux1", argv);
       await m(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
       for (const [dev, vni] of [
@@ -482,7 +574,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       what: "floating backend",
     });
     expect(await lab.must("host1", ["ip", "rule", "show"])).toMatch(
-      /4789:\s+from all to 20\.20\.20\.101 iif vmx-100 lookup 4789 proto 247/,
+      /4790:\s+from all to 20\.20\.20\.101 iif vmx-100 lookup 4789 proto 247/,
     );
     expect(await lab.must("host1", ["ip", "route", "show", "table", "4789"])).toMatch(
       /^20\.20\.20\.101 via 10\.10\.1\.12 dev br0 proto 247/m,
@@ -495,6 +587,67 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     expect(got).toEqual([
       { from: "20.20.20.101:53", data: "vm12f local=20.20.20.101:53 remote=203.0.113.10:40053 q" },
     ]);
+  });
+
+  it("floating IP with two local DIPs: the same flow goes to whichever DIP the inner MAC names", async () => {
+    writeFileSync(
+      config,
+      `${host1Config()}
+  - name: dns
+    vip: 20.20.20.101
+    ports: [ { protocol: udp, port: 53 } ]
+    vni: 100
+    health: { type: udp, port: 53, send: ping }
+    backends:
+      - { dip: 10.10.1.11, host: 198.51.100.2, floating-ip: true }
+      - { dip: 10.10.1.12, host: 198.51.100.2, floating-ip: true }
+`,
+    );
+    agent!.kill("SIGHUP");
+    await pollUntil(
+      async () => (await lab.must("host1", ["ip", "rule", "show"])).includes("lookup 17432843"),
+      { timeoutMs: 10_000, what: "the floating DIPs' marked rules" },
+    );
+    const rules = await lab.must("host1", ["ip", "rule", "show"]);
+    expect(rules).toMatch(
+      /4789:\s+from all to 20\.20\.20\.101 fwmark 0x10a010b\/0x1ffffff iif vmx-100 lookup 17432843 proto 247/,
+    );
+    expect(rules).toMatch(
+      /4789:\s+from all to 20\.20\.20\.101 fwmark 0x10a010c\/0x1ffffff iif vmx-100 lookup 17432844 proto 247/,
+    );
+    expect(await lab.must("host1", ["ip", "route", "show", "table", "17432843"])).toMatch(
+      /^20\.20\.20\.101 via 10\.10\.1\.11 dev br0 proto 247/m,
+    );
+    await lab.must("vm11", ["ip", "addr", "add", "20.20.20.101/32", "dev", "lo"]);
+    lab.spawn("vm11", [NODE, `${FIX}/backend.ts`, "vm11f", "udp:53@20.20.20.101"], "backend-vm11f");
+    await pollUntil(async () => logOf("backend-vm11f").includes("listening"), {
+      timeoutMs: 10_000,
+      what: "floating backend on vm11",
+    });
+    // One 5-tuple, four datagrams: the MAC alone decides (no NAT, no conntrack binding).
+    const order = ["vm11", "vm12", "vm11", "vm12"] as const;
+    await udpListen(CLIENT, 40054, "float2-client", 10_000, order.length);
+    for (const [i, vm] of order.entries())
+      await muxSend(
+        100,
+        [
+          {
+            src: CLIENT,
+            dst: "20.20.20.101",
+            proto: "udp",
+            sport: 40054,
+            dport: 53,
+            payload: `q${i}`,
+          },
+        ],
+        dipMacText(vm === "vm11" ? "10.10.1.11" : "10.10.1.12"),
+      );
+    const got = await received("float2-client");
+    expect(got.map((g) => g.data).sort()).toEqual(
+      order.map((vm, i) => `${vm}f local=20.20.20.101:53 remote=203.0.113.10:40054 q${i}`).sort(),
+    );
+    expect(got.every((g) => g.from === "20.20.20.101:53")).toBe(true);
+    await lab.must("vm11", ["ip", "addr", "del", "20.20.20.101/32", "dev", "lo"]);
   });
 
   it("health: probes report to the MUX; a failing local DIP gets no new flows until it is back", async () => {
@@ -562,6 +715,21 @@ health:
       const r = await lab.must("client", [NODE, `${FIX}/client.ts`, "http", VIP, "80"]);
       expect(r).toMatch(/"body":"vm11 /);
     }
+
+    // A MUX that still names vm12 (until the health stream reaches it): host1 falls back
+    // to its healthy DIP instead of sending the flow to the dead one.
+    await muxSend(
+      100,
+      [{ src: CLIENT, dst: VIP, proto: "udp", sport: 41300, dport: 7, payload: "fallback" }],
+      dipMacText("10.10.1.12"),
+    );
+    const fallback = await pollUntil(
+      async () => (await conntrack()).find((l) => /dst=20\.20\.20\.100 sport=41300 /.test(l)),
+      { timeoutMs: 5_000, what: "conntrack of the flow sent to vm12's MAC" },
+    );
+    expect(fallback).toMatch(
+      /sport=41300 dport=7 .*src=10\.10\.1\.11 dst=203\.0\.113\.10 sport=7007/,
+    );
 
     // Back: reported up, and in the table again.
     backends.set(

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Forwarder, Verdict } from "../../src/dataplane/forwarder.ts";
+import { dipMacText } from "../../src/lb/dip-mac.ts";
 import { buildForwardingTable } from "../../src/lb/forwarding-table.ts";
 import type { ServiceModel } from "../../src/lb/service.ts";
 import { ParsedPacket, parseIpPacket } from "../../src/packet/parse.ts";
@@ -31,7 +32,11 @@ const MUX = "vmxpkt-mux";
 const HOST = "vmxpkt-host";
 const MUX_MAC = "02:00:00:02:00:01";
 const HOST_MAC = "02:00:00:02:00:02";
-const VXLAN_MAC = "02:00:00:00:01:00"; // the host VXLAN devices' MAC: the inner destination
+// Every service's one backend is DIP 10.10.10.11, and the forwarder writes the chosen DIP's
+// MAC as the inner destination (dipMac): the host's VXLAN devices carry that MAC, so a bare
+// Linux device (no host agent) accepts exactly what the MUX addresses to that DIP.
+const DIP = "10.10.10.11";
+const VXLAN_MAC = dipMacText(DIP);
 const isRoot = process.getuid?.() === 0;
 
 function sh(args: string[]): string {
@@ -189,7 +194,7 @@ function model(): ServiceModel {
       { protocol: "udp" as const, port: 5353 },
       { protocol: "icmp" as const },
     ],
-    backends: [{ dip: "10.10.10.11", host }],
+    backends: [{ dip: DIP, host }],
   });
   return {
     services: [
@@ -262,7 +267,6 @@ describe.skipIf(!isRoot)("vipmux VXLAN into a Linux VXLAN device", () => {
   const fwd = new Forwarder({
     localV4: "10.202.0.1",
     localV6: "fd02::1",
-    innerDstMac: VXLAN_MAC,
     innerSrcMac: MUX_MAC,
   });
 
