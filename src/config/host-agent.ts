@@ -16,7 +16,10 @@ import { resolveSecret } from "./load.ts";
 import { type Config, durationMs, ip, port, secret, serviceSchema } from "./schema.ts";
 import { checkSemantics, type SemanticIssue } from "./semantic.ts";
 
-/** The inner Ethernet destination MUXes use unless configured: locally administered, unicast. */
+/**
+ * The VXLAN devices' MAC (locally administered, unicast): the inner Ethernet destination of
+ * a MUX that names no DIP. MUXes that do write `dipMac(DIP)` (src/lb/dip-mac.ts).
+ */
 export const DEFAULT_INNER_MAC = "02:76:6d:78:00:01";
 
 const mac = z
@@ -42,7 +45,9 @@ export const hostAgentConfigSchema = z
       "vxlan-port": port.default(4789),
       "inner-mac": mac
         .default(DEFAULT_INNER_MAC)
-        .describe("inner Ethernet destination the MUXes use; every VXLAN device gets it"),
+        .describe(
+          "every VXLAN device's MAC: the inner destination of MUXes that name no DIP (per-DIP MACs are dipMac(DIP))",
+        ),
       gateway: ip
         .optional()
         .describe("edge router for IPv4 DSR replies (default: the main table's default route)"),
