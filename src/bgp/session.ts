@@ -222,7 +222,10 @@ export class Session {
         return;
       }
       case "Established":
-        refuse(CeaseSubcode.ConnectionCollisionResolution, "session already established");
+        refuse(
+          CeaseSubcode.ConnectionCollisionResolution,
+          "connection collision with the Established session, which stays",
+        );
         return;
     }
   }
