@@ -618,6 +618,10 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     expect(await lab.must("host1", ["ip", "route", "show", "table", "17432843"])).toMatch(
       /^20\.20\.20\.101 via 10\.10\.1\.11 dev br0 proto 247/m,
     );
+    // Idempotent with the DIP tables and masked fwmark rules read back from the kernel.
+    expect(await lab.must("host1", ["vipmux", "host-agent", "--config", config, "--once"])).toMatch(
+      /reconciled: 0 changes/,
+    );
     await lab.must("vm11", ["ip", "addr", "add", "20.20.20.101/32", "dev", "lo"]);
     lab.spawn("vm11", [NODE, `${FIX}/backend.ts`, "vm11f", "udp:53@20.20.20.101"], "backend-vm11f");
     await pollUntil(async () => logOf("backend-vm11f").includes("listening"), {
