@@ -103,7 +103,7 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
     expect(st.peers[0]!.counters.connectAttempts).toBeGreaterThan(1); // kept retrying, with back-off
   });
 
-  it("a passive speaker: FRR connects to vipmux's listener, accepted with the per-peer key", async () => {
+  it("a passive speaker: FRR connects to vipmux's listener, accepted with the per-peer key and the multihop TTL", async () => {
     await mux2.call("shutdown", { communication: "wrong password test over" });
     const passive = await startSpeaker(
       lab,
@@ -119,6 +119,7 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
             localAddress: "192.0.2.6",
             md5Password: "s3cret-mux2",
             passive: true,
+            multihopTtl: 7, // eBGP multihop TTL, applied to the accepted socket
             families: ["ipv4"],
           },
         ],
@@ -131,5 +132,14 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
     expect(ss.trim().split("\n").filter(Boolean)).toHaveLength(1);
     const st = await passive.call<{ peers: { counters: { connectAttempts: number } }[] }>("status");
     expect(st.peers[0]!.counters.connectAttempts).toBe(0);
+    // What mux2 sends leaves with the configured TTL (Linux would use 64).
+    const cap = lab.spawn(
+      "edge",
+      ["tcpdump", "-c", "2", "-nvi", "eth3", "tcp port 179 and src host 192.0.2.6"],
+      "tcpdump-ttl",
+    );
+    await new Promise((r) => cap.on("exit", r));
+    const { readFileSync } = await import("node:fs");
+    expect(readFileSync(`${lab.plan.dir}/tcpdump-ttl.log`, "utf8")).toMatch(/ttl 7,/);
   });
 });
