@@ -181,7 +181,9 @@ interface TrialResult {
 }
 
 async function trial(lab: TestLab, watcher: DownWatcher, t: Target): Promise<TrialResult> {
+  const w0 = Date.now();
   await steadyUp(lab, t);
+  if (process.env.BFD_BENCH_DEBUG) console.log(`  (steady after ${Date.now() - w0} ms)`);
   await new Promise((r) => setTimeout(r, Math.random() * 100)); // random phase vs TX timers
   const t0 = Date.now();
   await lab.must(t.node, ["nft", BLACKHOLE]);
@@ -203,9 +205,9 @@ async function trial(lab: TestLab, watcher: DownWatcher, t: Target): Promise<Tri
     return r;
   } finally {
     await lab.must(t.node, ["nft", "delete table inet vmx_blackhole"]);
-    // ExaBGP without BFD notices its dead session only on its next write and then backs off
-    // for up to a minute: restart it so the next trial starts sooner (the figure is taken).
-    if (!t.bfd) restartSpeaker?.(t.node);
+    // ExaBGP notices its dead session only on its next write and then backs off for up to a
+    // minute: restart it so the next trial starts sooner (the figure is already taken).
+    restartSpeaker?.(t.node);
   }
 }
 
@@ -242,7 +244,20 @@ const fmt = (x: number) => x.toFixed(1).padStart(9);
 
 const lab = await startLab(fixture("bfd-bgp.clab.yml"), "bfdbench");
 let watcher: DownWatcher | undefined;
-try {
+let tornDown: Promise<unknown> | undefined;
+const teardown = () => {
+  watcher?.stop();
+  tornDown ??= lab.down();
+  return tornDown;
+};
+// Ctrl-C or a kill: the lab (namespaces, FRR, BIRD, ExaBGP) goes away with the bench.
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.on(sig, () => {
+    console.error(`${sig}: tearing the lab down`);
+    void teardown().finally(() => process.exit(130));
+  });
+
+async function main(): Promise<void> {
   const exabgp = (node: string, conf: string) =>
     lab.spawn(
       node,
@@ -268,17 +283,20 @@ try {
     ],
     "vipmux-bfd",
   );
-  exabgp("mux1", "exabgp-mux1.conf");
   lab.spawn(
     "mux2",
     ["bird", "-f", "-c", fixture("bird-mux2-bgp.conf"), "-s", `${lab.plan.dir}/bird.ctl`],
     "bird",
   );
-  let mux3 = exabgp("mux3", "exabgp-mux3.conf");
+  const speakers = new Map([
+    ["mux1", { conf: "exabgp-mux1.conf", child: exabgp("mux1", "exabgp-mux1.conf") }],
+    ["mux3", { conf: "exabgp-mux3.conf", child: exabgp("mux3", "exabgp-mux3.conf") }],
+  ]);
   restartSpeaker = (node) => {
-    if (node !== "mux3") return;
-    mux3.kill("SIGKILL");
-    mux3 = exabgp("mux3", "exabgp-mux3.conf");
+    const sp = speakers.get(node);
+    if (!sp) return; // BIRD reconnects within a second by itself
+    sp.child.kill("SIGKILL");
+    sp.child = exabgp(node, sp.conf);
   };
   watcher = new DownWatcher(lab.node("edge").netns);
   const results = new Map<string, TrialResult[]>();
@@ -331,7 +349,13 @@ try {
     `Times run from just before nft starts (nft itself took p50 ${stats(nfts).p50} ms). FRR's detection time is 300 ms after the last packet it got; the blackhole lands 0-100 ms after that packet.`,
   );
   console.log(JSON.stringify({ trials: TRIALS, noBfdTrials: NO_BFD_TRIALS, summary }));
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(e);
+  process.exitCode = 1;
 } finally {
-  watcher?.stop();
-  await lab.down();
+  await teardown();
 }
