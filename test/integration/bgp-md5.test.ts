@@ -27,13 +27,16 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
     lab = await startLab(bgpFixture("md5.clab.yml"), "bgpmd5");
   });
   afterAll(async () => {
-    if (process.env.BGP_DEBUG) {
-      const { existsSync, readFileSync } = await import("node:fs");
-      for (const f of ["vipmux-mux1.log", "vipmux-mux2.log"])
-        if (existsSync(`${lab.plan.dir}/${f}`))
-          console.log(f, readFileSync(`${lab.plan.dir}/${f}`, "utf8").slice(0, 4000));
+    try {
+      if (process.env.BGP_DEBUG) {
+        const { existsSync, readFileSync } = await import("node:fs");
+        for (const f of ["vipmux-mux1.log", "vipmux-mux2.log"])
+          if (existsSync(`${lab.plan.dir}/${f}`))
+            console.log(f, readFileSync(`${lab.plan.dir}/${f}`, "utf8").slice(0, 4000));
+      }
+    } finally {
+      await lab?.down();
     }
-    await lab?.down();
   });
 
   it("the right password (and GTSM, TTL 255) establishes and carries routes", async () => {
