@@ -49,6 +49,8 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
     // A copy, so the reload test can change it.
     configFile = `${lab.plan.dir}/mux1.yml`;
     copyFileSync(`${repoRoot}containerlab/mux1.yml`, configFile);
+    // The config names its health token relative to itself.
+    copyFileSync(`${repoRoot}containerlab/health-token`, `${lab.plan.dir}/health-token`);
     engine = await startEngine(lab, "mux1", configFile);
     // Static routes stand in for the BGP announcement (see the header).
     await lab.must("edge", ["ip", "route", "add", "20.20.20.100/32", "via", "192.0.2.2"]);
