@@ -3,16 +3,13 @@
 // backends whose `host` is this host's PA. Loading follows load.ts: YAML with positions →
 // schema → semantic rules (the MUX's service rules plus the host's own), every problem
 // with file:line:column, nothing thrown.
-import { readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
-import { type Document, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { DIP_MARK_MASK, dipMark } from "../hostagent/plan.ts";
 import { dipMacText } from "../lb/dip-mac.ts";
 import { parseMac } from "../packet/address.ts";
-import { err, ok, type Result } from "../util/result.ts";
-import type { ConfigError } from "./load.ts";
-import { resolveSecret } from "./load.ts";
+import type { Result } from "../util/result.ts";
+import { type ConfigError, parseYamlConfig, readConfigFile, resolveSecret } from "./load.ts";
 import { type Config, durationMs, ip, port, secret, serviceSchema } from "./schema.ts";
 import { checkSemantics, type SemanticIssue } from "./semantic.ts";
 
@@ -98,13 +95,7 @@ export function loadHostAgentConfig(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Result<HostAgentConfig, ConfigError[]> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    return err([{ file, path: "", message: `cannot read: ${(e as Error).message}` }]);
-  }
-  return parseHostAgentConfig(text, file, env);
+  return readConfigFile(file, (text) => parseHostAgentConfig(text, file, env));
 }
 
 export function parseHostAgentConfig(
@@ -112,49 +103,9 @@ export function parseHostAgentConfig(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Result<HostAgentConfig, ConfigError[]> {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    return err(
-      doc.errors.map((e) => {
-        const pos = lines.linePos(e.pos[0]);
-        return { file, line: pos.line, col: pos.col, path: "(yaml)", message: e.message };
-      }),
-    );
-  }
-  const parsed = hostAgentConfigSchema.safeParse(doc.toJS() ?? {});
-  if (!parsed.success) {
-    return err(
-      sortErrors(
-        parsed.error.issues.flatMap((i) => {
-          const path = i.path.map((p) => (typeof p === "symbol" ? String(p) : p));
-          if (i.code === "unrecognized_keys")
-            return i.keys.map((k) => ({
-              file,
-              ...locateKey(doc, lines, path, k),
-              path: [...path, k].join("."),
-              message: `unknown field "${k}"`,
-            }));
-          return [
-            { file, ...locate(doc, lines, path), path: path.join("."), message: describe(i) },
-          ];
-        }),
-      ),
-    );
-  }
-  const issues = checkHostAgentSemantics(parsed.data, env);
-  if (issues.length > 0)
-    return err(
-      sortErrors(
-        issues.map((s) => ({
-          file,
-          ...locate(doc, lines, s.path),
-          path: s.path.join("."),
-          message: s.message,
-        })),
-      ),
-    );
-  return ok(parsed.data);
+  return parseYamlConfig(text, file, hostAgentConfigSchema, (cfg) =>
+    checkHostAgentSemantics(cfg, env),
+  );
 }
 
 /**
@@ -246,54 +197,4 @@ function dipMacIssues(cfg: HostAgentConfig): SemanticIssue[] {
     });
   });
   return issues;
-}
-
-function describe(issue: z.core.$ZodIssue): string {
-  if (issue.code === "invalid_type" && /received undefined/.test(issue.message))
-    return `missing required field (expected ${issue.expected})`;
-  if (issue.code === "invalid_value")
-    return `must be one of: ${issue.values.map(String).join(", ")}`;
-  if (issue.code === "invalid_union") {
-    const first = issue.errors[0]?.[0];
-    return first ? describe(first) : issue.message;
-  }
-  return issue.message.replace(/^Invalid input: /, "");
-}
-
-type Pos = { line?: number; col?: number };
-
-/** Position of the deepest node of `path` present in the document. */
-function locate(doc: Document, lines: LineCounter, path: (string | number)[]): Pos {
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true) as
-      | { range?: [number, number, number] }
-      | undefined;
-    if (node?.range) {
-      const pos = lines.linePos(node.range[0]);
-      return { line: pos.line, col: pos.col };
-    }
-  }
-  return {};
-}
-
-/** Position of an unknown key itself (not of its value or its parent object). */
-function locateKey(
-  doc: Document,
-  lines: LineCounter,
-  parent: (string | number)[],
-  key: string,
-): Pos {
-  const map = (parent.length === 0 ? doc.contents : doc.getIn(parent, true)) as
-    | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
-    | undefined;
-  const item = map?.items?.find((i) => i.key?.value === key);
-  if (item?.key?.range) {
-    const pos = lines.linePos(item.key.range[0]);
-    return { line: pos.line, col: pos.col };
-  }
-  return locate(doc, lines, parent);
-}
-
-function sortErrors(errors: ConfigError[]): ConfigError[] {
-  return errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
 }

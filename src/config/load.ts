@@ -22,17 +22,25 @@ export function formatConfigError(e: ConfigError): string {
   return `${where}: ${e.path || "(root)"}: ${e.message}`;
 }
 
-export function loadConfig(
+/** Reads a file for a parser below; an unreadable file is one error, not a throw. */
+export function readConfigFile<T>(
   file: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Result<Config, ConfigError[]> {
+  parse: (text: string) => Result<T, ConfigError[]>,
+): Result<T, ConfigError[]> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     return err([{ file, path: "", message: `cannot read: ${(e as Error).message}` }]);
   }
-  return parseConfig(text, file, env);
+  return parse(text);
+}
+
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Result<Config, ConfigError[]> {
+  return readConfigFile(file, (text) => parseConfig(text, file, env));
 }
 
 export function parseConfig(
@@ -40,6 +48,23 @@ export function parseConfig(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Result<Config, ConfigError[]> {
+  return parseYamlConfig(text, file, configSchema, (cfg) => [
+    ...checkSemantics(cfg),
+    ...checkSecrets(cfg, env),
+  ]);
+}
+
+/**
+ * The one way a vipmux YAML file becomes a typed value (MUX and host-agent configs):
+ * YAML with positions, the zod schema, `{ file }` secrets made relative to the file, then
+ * the semantic rules; every problem located at file:line:column, sorted, none thrown.
+ */
+export function parseYamlConfig<S extends z.ZodType>(
+  text: string,
+  file: string,
+  schema: S,
+  check: (value: z.output<S>) => SemanticIssue[],
+): Result<z.output<S>, ConfigError[]> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -50,12 +75,12 @@ export function parseConfig(
       }),
     );
   }
-  const parsed = configSchema.safeParse(doc.toJS() ?? {});
+  const parsed = schema.safeParse(doc.toJS() ?? {});
   if (!parsed.success) {
     return err(sortErrors(parsed.error.issues.flatMap((i) => fromZod(i, doc, lines, file))));
   }
   absolutizeSecretFiles(parsed.data, dirname(resolve(file)));
-  const semantic = [...checkSemantics(parsed.data), ...checkSecrets(parsed.data, env)];
+  const semantic = check(parsed.data);
   if (semantic.length > 0) {
     return err(
       sortErrors(
@@ -173,16 +198,22 @@ function checkSecrets(cfg: Config, env: NodeJS.ProcessEnv): SemanticIssue[] {
   return issues;
 }
 
-/** `{ file: name }` secrets are relative to the config file, as operators expect. */
-function absolutizeSecretFiles(cfg: Config, baseDir: string): void {
-  const fix = <T>(s: T): T =>
-    typeof s === "object" &&
-    s !== null &&
-    "file" in s &&
-    typeof s.file === "string" &&
-    !isAbsolute(s.file)
-      ? ({ ...s, file: resolve(baseDir, s.file) } as T)
-      : s;
-  for (const p of cfg.bgp.peers) if (p.password) p.password = fix(p.password);
-  if (cfg.health.token) cfg.health.token = fix(cfg.health.token);
+/**
+ * `{ file: name }` secrets are relative to the config file, as operators expect. Secrets
+ * sit under `password` and `token` keys, wherever the schema puts them.
+ */
+function absolutizeSecretFiles(value: unknown, baseDir: string): void {
+  if (typeof value !== "object" || value === null) return;
+  for (const [key, v] of Object.entries(value)) {
+    if (
+      (key === "password" || key === "token") &&
+      typeof v === "object" &&
+      v !== null &&
+      "file" in v &&
+      typeof v.file === "string" &&
+      !isAbsolute(v.file)
+    )
+      (value as Record<string, unknown>)[key] = { ...v, file: resolve(baseDir, v.file) };
+    else absolutizeSecretFiles(v, baseDir);
+  }
 }
