@@ -131,7 +131,9 @@ interface SpeakerEvents {
 }
 
 interface Peer {
-  readonly options: PeerOptions;
+  options: PeerOptions;
+  /** Held down by the owner (BFD Down): no session until peerStart. */
+  held: boolean;
   readonly name: string;
   readonly key: string;
   readonly session: Session;
@@ -232,10 +234,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (bgpId === undefined || bgpId === 0) throw new TypeError(`router id "${options.routerId}"`);
     if (options.nextHop6 !== undefined && !parseIpv6(options.nextHop6))
       throw new TypeError(`nextHop6 "${options.nextHop6}"`);
-    for (const p of options.peers) this.addPeer(p, bgpId);
+    for (const p of options.peers) this.createPeer(p, bgpId);
   }
 
-  private addPeer(p: PeerOptions, bgpId: number): void {
+  private createPeer(p: PeerOptions, bgpId: number): Peer {
     const key = plainAddress(p.address);
     if (this.peersByKey.has(key)) throw new TypeError(`peer ${p.address} configured twice`);
     const o = this.options;
@@ -307,8 +309,73 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       eorPending: new Set(),
       eorrPending: new Set(),
       flushing: false,
+      held: false,
     };
     this.peersByKey.set(key, peer);
+    return peer;
+  }
+
+  // ---- peers at run time (config reload, BFD) ----
+
+  /** Adds a peer to a running speaker; it connects at once and gets the whole table. */
+  addPeer(p: PeerOptions): void {
+    const peer = this.createPeer(p, parseIpv4(this.options.routerId)!);
+    if (this.started && !this.stopped) peer.session.start();
+  }
+
+  /** Removes a peer: Cease / Peer De-configured (RFC 4486), then forgets it. */
+  async removePeer(
+    address: string,
+    communication = "peer removed from the configuration",
+  ): Promise<boolean> {
+    const peer = this.peersByKey.get(plainAddress(address));
+    if (!peer) return false;
+    this.peersByKey.delete(peer.key);
+    await peer.session.stop(communication);
+    return true;
+  }
+
+  /**
+   * Replaces a peer's export policy without touching its session: what the new policy
+   * sends differently goes out as ordinary UPDATEs (announcements and withdrawals).
+   */
+  setExportPolicy(address: string, policy: ExportPolicy): boolean {
+    const peer = this.peersByKey.get(plainAddress(address));
+    if (!peer) return false;
+    peer.options = { ...peer.options, export: policy };
+    peer.exportCache.clear();
+    if (peer.info) {
+      for (const k of peer.out.sent.keys()) peer.out.markDirty(k);
+      for (const k of this.routes.keys()) peer.out.markDirty(k);
+      this.scheduleFlush();
+    }
+    return true;
+  }
+
+  /**
+   * Takes the session down now and keeps it down until `peerStart` (RFC 5882: a BFD Down
+   * ends the BGP session at once; BGP comes back only after BFD is Up again).
+   */
+  peerDown(address: string, reason: string): boolean {
+    const peer = this.peersByKey.get(plainAddress(address));
+    if (!peer || peer.held) return false;
+    peer.held = true;
+    this.log("warn", `${peer.name}: held down: ${reason}`);
+    void peer.session.stop(reason);
+    return true;
+  }
+
+  /** Lets a held peer connect again (BFD Up). */
+  peerStart(address: string): boolean {
+    const peer = this.peersByKey.get(plainAddress(address));
+    if (!peer || !peer.held) return false;
+    peer.held = false;
+    if (this.started && !this.stopped) peer.session.start();
+    return true;
+  }
+
+  isHeld(address: string): boolean {
+    return this.peersByKey.get(plainAddress(address))?.held ?? false;
   }
 
   /** Starts listening (unless disabled) and connecting to every peer. */
@@ -323,7 +390,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.listener = await listen(l?.host, l?.port ?? 179, (s) => this.onAccept(s), md5);
       this.log("info", `listening on ${l?.host ?? "::"} port ${this.listener.port}`);
     }
-    for (const p of this.peersByKey.values()) p.session.start();
+    for (const p of this.peersByKey.values()) if (!p.held) p.session.start();
   }
 
   /** The port the listener is bound to (useful with port 0 in tests). */
