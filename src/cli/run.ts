@@ -49,6 +49,7 @@ function drainTarget(kind: string, name: string | undefined) {
 interface Status {
   node: string;
   muxHealthy: boolean;
+  bfd?: { peer: string; state: string }[];
   peers: {
     name: string;
     address: string;
@@ -81,10 +82,10 @@ export function formatStatus(s: Status): string {
   const lines = [
     `${s.node}: ${s.muxHealthy ? "healthy" : "UNHEALTHY (all VIPs withdrawn)"}${s.admin.muxDraining ? ", draining" : ""}`,
     "",
-    "PEER             AS          STATE         SENT  LAST ERROR",
+    "PEER             AS          STATE         BFD      SENT  LAST ERROR",
     ...s.peers.map(
       (p) =>
-        `${p.address.padEnd(16)} ${String(p.asn).padEnd(11)} ${p.state.padEnd(13)} ${String(p.prefixesSent).padStart(4)}  ${p.lastError}`,
+        `${p.address.padEnd(16)} ${String(p.asn).padEnd(11)} ${p.state.padEnd(13)} ${(s.bfd?.find((b) => b.peer === p.address)?.state ?? "-").padEnd(8)} ${String(p.prefixesSent).padStart(4)}  ${p.lastError}`,
     ),
     "",
     "SERVICE          VIP                      HEALTHY  ANNOUNCED  REASON",
@@ -131,7 +132,7 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
         };
         process.once("SIGTERM", () => stop("SIGTERM"));
         process.once("SIGINT", () => stop("SIGINT"));
-        process.on("SIGHUP", () => daemon.reload());
+        process.on("SIGHUP", () => void daemon.reload());
         // Test-only fault switch (failure tests): SIGUSR2 stalls / resumes the forwarder.
         if (process.env.VIPMUX_TEST_FAULTS === "1") {
           let stalled = false;

@@ -3,9 +3,9 @@
 // here is edges and glue; decisions live in the controller's pure core.
 import { isIPv6 } from "node:net";
 import { type AdminHandler, AdminServer } from "../api/admin.ts";
-import { type Labelled, Metrics } from "../api/metrics.ts";
-import type { PeerOptions, Speaker as SpeakerType } from "../bgp/speaker.ts";
-import { Speaker } from "../bgp/speaker.ts";
+import { type Labelled, Metrics, type MetricsSources } from "../api/metrics.ts";
+import { BfdManager, type BfdStats } from "../bfd/index.ts";
+import { type PeerOptions, Speaker } from "../bgp/speaker.ts";
 import { type Config, formatConfigError, loadConfig, resolveSecret } from "../config/index.ts";
 import { HealthHub } from "../health/hub.ts";
 import { HealthStreamServer } from "../health/stream.ts";
@@ -21,7 +21,7 @@ export interface DataplanePort {
   apply(model: ServiceModel): void;
   /** Milliseconds since the forwarder last proved it is alive; undefined: no forwarder. */
   heartbeatAgeMs(): number | undefined;
-  counters?(): ReturnType<NonNullable<import("../api/metrics.ts").MetricsSources["dataplane"]>>;
+  counters?(): ReturnType<NonNullable<MetricsSources["dataplane"]>>;
   /** Test-only fault switch: stall the forwarder (issue 8: the MUX must withdraw). */
   faultStall?(on: boolean): void;
   /** Which backend a flow maps to, for `vipmux flow`. */
@@ -92,13 +92,16 @@ export function speakerOptions(cfg: Config): ConstructorParameters<typeof Speake
 
 export class MuxDaemon {
   config: Config;
-  readonly speaker: SpeakerType;
+  readonly speaker: Speaker;
   readonly hub = new HealthHub();
   readonly controller: Controller;
   readonly metrics: Metrics;
   private readonly dataplane: DataplanePort;
   private readonly healthServer: HealthStreamServer;
   private admin?: AdminServer;
+  private bfd?: BfdManager;
+  private bfdStats?: BfdStats;
+  private bfdPoll?: NodeJS.Timeout;
   private readonly opts: MuxOptions;
   private readonly log: NonNullable<MuxOptions["log"]>;
   private readonly startedAt = Date.now();
@@ -189,6 +192,8 @@ export class MuxDaemon {
           })),
         ),
       muxHealthy: () => this.controller.status().muxHealthy,
+      bfdSessions: () =>
+        (this.bfdStats?.peers ?? []).map((p) => ({ peer: p.peer, up: p.state === "Up" })),
       healthRejects: (): Labelled =>
         [...this.healthServer.rejects].map(([reason, n]) => [{ reason }, n]),
       dataplane: () => this.dataplane.counters?.(),
@@ -206,6 +211,7 @@ export class MuxDaemon {
     const [host, port] = splitHostPort(this.config.health.listen);
     await this.healthServer.listen(port, host);
     await this.speaker.start();
+    await this.syncBfd(this.config);
     this.controller.start();
     if (this.config.api.metrics) {
       const port = await this.metrics.listen(this.config.api.metrics);
@@ -227,8 +233,85 @@ export class MuxDaemon {
     return true;
   }
 
+  /**
+   * BFD for the peers that ask for it (RFC 5880/5881): a BFD Down takes that BGP session
+   * down at once and it comes back only once BFD is Up again (RFC 5882). The sessions run
+   * in their own worker thread, so a busy main thread cannot make them miss packets.
+   */
+  private async syncBfd(cfg: Config): Promise<void> {
+    const wanted = cfg.bgp.peers.filter((p) => p.bfd);
+    if (wanted.length === 0 && !this.bfd) return;
+    if (!this.bfd) {
+      this.bfd = await BfdManager.start({ log: (level, msg) => this.log(level, `bfd: ${msg}`) });
+      this.bfd.on("down", (e) => {
+        // The peer switched BFD off on purpose (AdminDown): not a path failure.
+        if (e.remoteState === "AdminDown") return;
+        this.log("warn", `bfd: ${e.peer} ${e.from} -> ${e.to} (${e.diag}): taking BGP down`);
+        this.speaker.peerDown(e.peer, `BFD down: ${e.diag}`);
+      });
+      this.bfd.on("up", (e) => {
+        if (this.speaker.peerStart(e.peer))
+          this.log("info", `bfd: ${e.peer} up again: BGP may reconnect`);
+      });
+      this.bfdPoll = setInterval(() => {
+        this.bfd
+          ?.stats()
+          .then((st) => {
+            this.bfdStats = st;
+          })
+          .catch(() => {});
+      }, 1000);
+      this.bfdPoll.unref?.();
+    }
+    const bfd = this.bfd;
+    const keep = new Set(wanted.map((p) => p.address));
+    for (const p of this.bfdPeers) if (!keep.has(p)) await bfd.removePeer(p);
+    for (const p of wanted) {
+      await bfd.addPeer({
+        peer: p.address,
+        ...(p["local-address"] ? { local: p["local-address"] } : {}),
+        intervalMs: p.bfd!["interval-ms"],
+        multiplier: p.bfd!.multiplier,
+        passive: p.bfd!.passive,
+      });
+    }
+    this.bfdPeers = keep;
+  }
+
+  private bfdPeers = new Set<string>();
+
+  /**
+   * Applies BGP peer changes of a reload: a peer whose session parameters changed is reset
+   * (and only that one); a changed export policy is applied without a reset; added peers
+   * connect, removed peers get Cease / Peer De-configured.
+   */
+  private async reloadPeers(prev: Config, next: Config): Promise<void> {
+    const before = new Map(speakerOptions(prev).peers.map((p) => [p.address, p]));
+    const after = new Map(speakerOptions(next).peers.map((p) => [p.address, p]));
+    const sessionKey = (p: PeerOptions) => JSON.stringify({ ...p, export: undefined });
+    for (const [addr, p] of before)
+      if (!after.has(addr)) {
+        this.log("info", `reload: removing peer ${addr}`);
+        await this.speaker.removePeer(addr);
+      }
+    for (const [addr, p] of after) {
+      const old = before.get(addr);
+      if (!old) {
+        this.log("info", `reload: adding peer ${addr}`);
+        this.speaker.addPeer(p);
+      } else if (sessionKey(old) !== sessionKey(p)) {
+        this.log("info", `reload: session parameters of ${addr} changed: resetting that session`);
+        await this.speaker.removePeer(addr, "session parameters changed");
+        this.speaker.addPeer(p);
+      } else if (JSON.stringify(old.export) !== JSON.stringify(p.export)) {
+        this.log("info", `reload: export policy of ${addr} changed (no session reset)`);
+        this.speaker.setExportPolicy(addr, p.export ?? {});
+      }
+    }
+  }
+
   /** Re-reads the config file; an invalid file changes nothing. */
-  reload(): { ok: true } | { ok: false; errors: string[] } {
+  async reload(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
     const r = loadConfig(this.opts.configFile);
     if (!r.ok) {
       this.metrics.configReloads.inc({ result: "invalid" });
@@ -236,9 +319,18 @@ export class MuxDaemon {
       this.log("error", `reload refused, running config kept:\n  ${errors.join("\n  ")}`);
       return { ok: false, errors };
     }
+    const unsupported = reloadRefusal(this.config, r.value);
+    if (unsupported) {
+      this.metrics.configReloads.inc({ result: "refused" });
+      this.log("error", `reload refused, running config kept: ${unsupported}`);
+      return { ok: false, errors: [unsupported] };
+    }
+    const prev = this.config;
     this.config = r.value;
     this.hub.sync(r.value);
     this.controller.reload(r.value);
+    await this.reloadPeers(prev, r.value);
+    await this.syncBfd(r.value);
     this.metrics.configReloads.inc({ result: "applied" });
     this.log("info", "config reloaded");
     return { ok: true };
@@ -261,6 +353,7 @@ export class MuxDaemon {
         prefixesReceived: p.prefixesReceived,
         lastError: p.lastError,
       })),
+      bfd: (this.bfdStats?.peers ?? []).map((p) => ({ ...p })),
       services: c.services,
       announced: c.announced,
       backends: this.config.services.flatMap((s) =>
@@ -319,8 +412,8 @@ export class MuxDaemon {
       "GET /v1/status": () => ({ status: 200, body: this.status() }),
       "POST /v1/drain": drain(true),
       "POST /v1/undrain": drain(false),
-      "POST /v1/reload": () => {
-        const r = this.reload();
+      "POST /v1/reload": async () => {
+        const r = await this.reload();
         return { status: r.ok ? 200 : 422, body: r };
       },
       "GET /v1/flow": ({ query }) => {
@@ -344,6 +437,9 @@ export class MuxDaemon {
     this.stopping = true;
     this.controller.stop();
     await this.speaker.shutdown(reason);
+    // After BGP's Cease, so the router sees an administrative stop, not a path failure.
+    if (this.bfdPoll) clearInterval(this.bfdPoll);
+    await this.bfd?.shutdown();
     await this.admin?.close();
     await this.metrics.close();
     await this.healthServer.close();
@@ -356,4 +452,19 @@ export function splitHostPort(s: string): [string, number] {
   const idx = s.lastIndexOf(":");
   const host = s.slice(0, idx).replace(/^\[|\]$/g, "");
   return [host || (isIPv6(host) ? "::" : "0.0.0.0"), Number(s.slice(idx + 1))];
+}
+
+/**
+ * What a reload cannot change without a restart (the process identity and its listening
+ * sockets); undefined when the new config can be applied live.
+ */
+export function reloadRefusal(prev: Config, next: Config): string | undefined {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (!same(prev.node, next.node)) return "node (name, router-id) changes need a restart";
+  if (prev.bgp.asn !== next.bgp.asn) return "bgp.asn changes need a restart";
+  if (!same(prev.dataplane, next.dataplane)) return "dataplane changes need a restart";
+  if (!same(prev.api, next.api)) return "api changes need a restart";
+  if (prev.health.listen !== next.health.listen || !same(prev.health.token, next.health.token))
+    return "health.listen and health.token changes need a restart";
+  return undefined;
 }
