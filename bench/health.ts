@@ -113,7 +113,7 @@ async function main() {
   console.log(
     `bench/health: ${TRIALS} trials each; backend SIGKILLed -> VIP gone from the edge kernel FIB`,
   );
-  const lab = await startLab(`${root}containerlab/vipmux.clab.yml`, "hbench");
+  const lab = await startLab(`${root}containerlab/vipmux.clab.yml`, "hbench", { skipCmd: true });
   const watch = new RouteWatch(lab.node("edge").netns);
   const results: { name: string; ms: number[] }[] = [];
   try {

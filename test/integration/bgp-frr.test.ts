@@ -74,7 +74,7 @@ describe.skipIf(!isRoot)("vipmux speaker with FRR (canonical lab)", () => {
   let mux2: SpeakerHandle;
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "bgpfrr");
+    lab = await startLab(canonicalTopology, "bgpfrr", { skipCmd: true });
   });
   afterAll(async () => {
     await lab?.down();

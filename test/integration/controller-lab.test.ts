@@ -44,7 +44,7 @@ describe.skipIf(!isRoot)("controller: one health state drives the edge FIB", () 
   };
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "ctl");
+    lab = await startLab(canonicalTopology, "ctl", { skipCmd: true });
     for (const vm of ["vm11", "vm21"]) serve(vm, "http", 8080);
     for (const vm of ["vm12", "vm22"]) serve(vm, "tcp", 8081);
     for (const [mux, file] of [

@@ -21,7 +21,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: AF_PACKET engine in the lab"
   let engine: RunningEngine;
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "dpp");
+    lab = await startLab(canonicalTopology, "dpp", { skipCmd: true });
     engine = await startEngine(lab, "mux1", `${repoRoot}containerlab/mux1.yml`, ["--io", "packet"]);
     await lab.must("edge", ["ip", "route", "add", "20.20.20.100/32", "via", "192.0.2.2"]);
   });

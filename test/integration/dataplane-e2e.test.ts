@@ -52,7 +52,7 @@ describe.skipIf(!isRoot || !addonBuilt)(
     let engine: RunningEngine;
 
     beforeAll(async () => {
-      lab = await startLab(canonicalTopology, "dpe");
+      lab = await startLab(canonicalTopology, "dpe", { skipCmd: true });
       for (const vm of VMS)
         lab.spawn(
           vm,

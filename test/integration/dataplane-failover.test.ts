@@ -37,7 +37,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: connections survive a MUX fa
       .map((l) => JSON.parse(l) as Snapshot);
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "dpf");
+    lab = await startLab(canonicalTopology, "dpf", { skipCmd: true });
     for (const vm of ["vm11", "vm12", "vm21", "vm22"])
       lab.spawn(
         vm,

@@ -45,7 +45,7 @@ describe.skipIf(!isRoot || !addonBuilt)("dataplane: userspace engine in the lab"
     captureOn(lab, node, name, during);
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "dp");
+    lab = await startLab(canonicalTopology, "dp", { skipCmd: true });
     // A copy, so the reload test can change it.
     configFile = `${lab.plan.dir}/mux1.yml`;
     copyFileSync(`${repoRoot}containerlab/mux1.yml`, configFile);

@@ -141,7 +141,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     (await lab.must("host1", ["cat", "/proc/net/nf_conntrack"])).split("\n").filter(Boolean);
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "ha");
+    lab = await startLab(canonicalTopology, "ha", { skipCmd: true });
     config = join(lab.plan.dir, "host1.yml");
     writeFileSync(config, host1Config());
     for (const vm of ["vm11", "vm12"])

@@ -24,7 +24,7 @@ describe.skipIf(!isRoot)("canonical lab with FRR", () => {
   let tornDown = false;
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "lab");
+    lab = await startLab(canonicalTopology, "lab", { skipCmd: true });
   });
   afterAll(async () => {
     if (!tornDown) await lab?.down();
