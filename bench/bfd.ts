@@ -1,19 +1,21 @@
-// `node bench/bfd.ts [trials=20] [no-bfd-trials=3]` (root): how fast the edge router stops
-// sending to a MUX that hangs, with vipmux BFD, with BIRD 2's BFD (the reference), and with
-// no BFD at all (BGP hold timer).
+// `node bench/bfd.ts [trials=20] [no-bfd-trials=3] [--no-daemon]` (root): how fast the edge
+// router stops sending to a MUX that hangs, with vipmux BFD, with BIRD 2's BFD (the
+// reference), with no BFD at all (BGP hold timer), and with the whole vipmux daemon.
 //
-// Lab: test/fixtures/bfd-lab/bfd-bgp.clab.yml. The FRR edge learns the VIP 20.20.20.100/32
-// from three MUXes (ECMP): mux1 = vipmux BFD + ExaBGP as its BGP speaker (FRR `neighbor bfd`,
-// 100 ms × 3), mux2 = BIRD 2 (BGP + BFD, same timers), mux3 = ExaBGP without BFD. Each trial
-// blackholes one MUX (an nftables drop-all table in its namespace: a hung host, not a dead
-// process) and measures from just before nft starts:
+// Phase 1, test/fixtures/bfd-lab/bfd-bgp.clab.yml: the FRR edge learns the VIP
+// 20.20.20.100/32 from three MUXes (ECMP): mux1 = vipmux BFD (bfd-peer.ts) + ExaBGP as the
+// BGP speaker (FRR `neighbor bfd`, 100 ms × 3), mux2 = BIRD 2 (BGP + BFD, same timers),
+// mux3 = ExaBGP without BFD. Targets alternate trial by trial.
+// Phase 2, containerlab/vipmux.clab.yml (the canonical lab): mux1 runs `vipmux run` (its own
+// BGP speaker with the BFD tie-in, BFD 100 ms × 3 to the edge), mux2 the same: ECMP over 2.
+//
+// Each trial blackholes one MUX (an nftables drop-all table in its namespace: a hung host,
+// not a dead process) and measures from just before nft starts:
 //   - BFD Down: FRR's first packet to that MUX with State Down / diag 1, timestamped on the
 //     wire (tcpdump pcap on the edge; bfdd transmits at once on a state change);
 //   - FIB: until the MUX's next hop is gone from the edge kernel's route (polling
 //     `ip -j route show` in the edge namespace, ~5-10 ms per sample).
-// The BGP speaker on mux1 is ExaBGP because the vipmux speaker is not tied to BFD yet; on a
-// blackhole the edge's reaction (bfdd -> bgpd -> zebra -> kernel) does not depend on which
-// speaker the silent MUX ran.
+// After each trial the blackhole is lifted and the next waits for full ECMP and BFD Up.
 import { type ChildProcess, spawn } from "node:child_process";
 import { BfdDiag, BfdState, decodeControl } from "../src/bfd/packet.ts";
 import { pollUntil, startLab, type TestLab } from "../src/lab/testing.ts";
@@ -150,11 +152,11 @@ async function fibHops(lab: TestLab): Promise<string[]> {
   return hops;
 }
 
-/** All three next hops in the FIB and, for a BFD target, its session Up at 100 ms. */
-async function steadyUp(lab: TestLab, t: Target): Promise<void> {
+/** Every MUX's next hop in the FIB and, for a BFD target, its session Up at 100 ms. */
+async function steadyUp(lab: TestLab, t: Target, hops: number): Promise<void> {
   await pollUntil(
     async () => {
-      if ((await fibHops(lab)).length !== targets.length) return false;
+      if ((await fibHops(lab)).length !== hops) return false;
       if (!t.bfd) return true;
       const p = await frrPeer(lab, t.addr);
       return (
@@ -164,7 +166,7 @@ async function steadyUp(lab: TestLab, t: Target): Promise<void> {
         (p.uptime ?? 0) >= 1
       );
     },
-    { timeoutMs: 120_000, intervalMs: 100, what: `${t.name}: VIP ECMP over 3 MUXes, BFD up` },
+    { timeoutMs: 120_000, intervalMs: 100, what: `${t.name}: VIP ECMP over ${hops} MUXes, BFD up` },
   );
 }
 
@@ -180,9 +182,14 @@ interface TrialResult {
   nft: number;
 }
 
-async function trial(lab: TestLab, watcher: DownWatcher, t: Target): Promise<TrialResult> {
+async function trial(
+  lab: TestLab,
+  watcher: DownWatcher,
+  t: Target,
+  hops: number,
+): Promise<TrialResult> {
   const w0 = Date.now();
-  await steadyUp(lab, t);
+  await steadyUp(lab, t, hops);
   if (process.env.BFD_BENCH_DEBUG) console.log(`  (steady after ${Date.now() - w0} ms)`);
   await new Promise((r) => setTimeout(r, Math.random() * 100)); // random phase vs TX timers
   const t0 = Date.now();
@@ -242,24 +249,64 @@ function stats(xs: number[]) {
 
 const fmt = (x: number) => x.toFixed(1).padStart(9);
 
-const lab = await startLab(fixture("bfd-bgp.clab.yml"), "bfdbench");
+const DAEMON = !process.argv.includes("--no-daemon");
+let lab: TestLab | undefined;
 let watcher: DownWatcher | undefined;
-let tornDown: Promise<unknown> | undefined;
-const teardown = () => {
+const teardown = async () => {
   watcher?.stop();
-  tornDown ??= lab.down();
-  return tornDown;
+  watcher = undefined;
+  const l = lab;
+  lab = undefined;
+  if (l) await l.down();
 };
-// Ctrl-C or a kill: the lab (namespaces, FRR, BIRD, ExaBGP) goes away with the bench.
+// Ctrl-C or a kill: the lab (namespaces, FRR, BIRD, ExaBGP, vipmux) goes away with the bench.
 for (const sig of ["SIGINT", "SIGTERM"] as const)
   process.on(sig, () => {
     console.error(`${sig}: tearing the lab down`);
     void teardown().finally(() => process.exit(130));
   });
 
-async function main(): Promise<void> {
+const results = new Map<string, TrialResult[]>();
+
+async function runTrials(l: TestLab, w: DownWatcher, plan: Target[], hops: number) {
+  const seen = new Map<string, number>();
+  for (const t of plan) {
+    const i = seen.get(t.name) ?? 0;
+    seen.set(t.name, i + 1);
+    const r = await trial(l, w, t, hops);
+    results.set(t.name, [...(results.get(t.name) ?? []), r]);
+    process.stdout.write(
+      `  trial ${String(i + 1).padStart(2)} ${t.name.padEnd(10)} BFD Down ${r.bfdDown === undefined ? "    -" : r.bfdDown.toFixed(1)} ms, FIB ${r.fib.toFixed(1)} ms (nft ${r.nft} ms)\n`,
+    );
+  }
+}
+
+/**
+ * The whole vipmux MUX daemon (`vipmux run`: BGP speaker + BFD worker, BFD Down takes BGP
+ * down at once) in the canonical lab (containerlab/vipmux.clab.yml, edge BFD profile
+ * 100 ms × 3): blackhole mux1, time until the edge drops its next hop for the VIP.
+ */
+async function phaseDaemon(): Promise<void> {
+  lab = await startLab(`${repo}containerlab/vipmux.clab.yml`, "bfdbenchd");
+  watcher = new DownWatcher(lab.node("edge").netns);
+  restartSpeaker = undefined; // the daemon re-establishes BGP by itself once BFD is Up
+  const t: Target = { name: "vipmux run", node: "mux1", addr: "192.0.2.2", bfd: true };
+  console.log(`The vipmux daemon (canonical lab, BGP + BFD tie-in): ${TRIALS} trials`);
+  await runTrials(
+    lab,
+    watcher,
+    Array.from({ length: TRIALS }, () => t),
+    2,
+  );
+  await teardown();
+}
+
+/** vipmux BFD + ExaBGP, BIRD 2 and no BFD side by side (bfd-bgp.clab.yml). */
+async function phaseReference(): Promise<void> {
+  const l = await startLab(fixture("bfd-bgp.clab.yml"), "bfdbench");
+  lab = l;
   const exabgp = (node: string, conf: string) =>
-    lab.spawn(
+    l.spawn(
       node,
       [
         "env",
@@ -272,7 +319,7 @@ async function main(): Promise<void> {
       ],
       `exabgp-${node}`,
     );
-  lab.spawn(
+  l.spawn(
     "mux1",
     [
       process.execPath,
@@ -283,9 +330,9 @@ async function main(): Promise<void> {
     ],
     "vipmux-bfd",
   );
-  lab.spawn(
+  l.spawn(
     "mux2",
-    ["bird", "-f", "-c", fixture("bird-mux2-bgp.conf"), "-s", `${lab.plan.dir}/bird.ctl`],
+    ["bird", "-f", "-c", fixture("bird-mux2-bgp.conf"), "-s", `${l.plan.dir}/bird.ctl`],
     "bird",
   );
   const speakers = new Map([
@@ -298,8 +345,8 @@ async function main(): Promise<void> {
     sp.child.kill("SIGKILL");
     sp.child = exabgp(node, sp.conf);
   };
-  watcher = new DownWatcher(lab.node("edge").netns);
-  const results = new Map<string, TrialResult[]>();
+  const w = new DownWatcher(l.node("edge").netns);
+  watcher = w;
   console.log(
     `Blackholed MUX -> edge reaction at 100 ms × 3: ${TRIALS} trials each with BFD, ${NO_BFD_TRIALS} without`,
   );
@@ -308,22 +355,17 @@ async function main(): Promise<void> {
   const plan: Target[] = [];
   for (let i = 0; i < TRIALS; i++) plan.push(...targets.filter((t) => t.bfd));
   for (let i = 0; i < NO_BFD_TRIALS; i++) plan.push(...targets.filter((t) => !t.bfd));
-  const seen = new Map<string, number>();
-  for (const t of plan) {
-    const i = seen.get(t.name) ?? 0;
-    seen.set(t.name, i + 1);
-    const r = await trial(lab, watcher, t);
-    results.set(t.name, [...(results.get(t.name) ?? []), r]);
-    process.stdout.write(
-      `  trial ${String(i + 1).padStart(2)} ${t.name.padEnd(7)} BFD Down ${r.bfdDown === undefined ? "    -" : r.bfdDown.toFixed(1)} ms, FIB ${r.fib.toFixed(1)} ms (nft ${r.nft} ms)\n`,
-    );
-  }
+  await runTrials(l, w, plan, targets.length);
+  await teardown();
+}
+
+function report(): void {
   console.log("");
   console.log(
-    `${"".padEnd(10)}${"BFD Down at FRR (ms)".padStart(28)}${"next hop out of the edge FIB (ms)".padStart(40)}`,
+    `${"".padEnd(12)}${"BFD Down at FRR (ms)".padStart(28)}${"next hop out of the edge FIB (ms)".padStart(40)}`,
   );
   console.log(
-    `${"".padEnd(10)}${"p50".padStart(9)}${"p99".padStart(9)}${"max".padStart(9)}   ${"p50".padStart(9)}${"p99".padStart(9)}${"min".padStart(9)}${"max".padStart(9)}${"n".padStart(5)}`,
+    `${"".padEnd(12)}${"p50".padStart(9)}${"p99".padStart(9)}${"max".padStart(9)}   ${"p50".padStart(9)}${"p99".padStart(9)}${"min".padStart(9)}${"max".padStart(9)}${"n".padStart(5)}`,
   );
   const summary: Record<
     string,
@@ -335,15 +377,17 @@ async function main(): Promise<void> {
     const bfdDown = downs.length > 0 ? stats(downs) : undefined;
     summary[name] = { fib, ...(bfdDown ? { bfdDown } : {}) };
     console.log(
-      `${name.padEnd(10)}${bfdDown ? fmt(bfdDown.p50) + fmt(bfdDown.p99) + fmt(bfdDown.max) : "        -        -        -"}   ${fmt(fib.p50)}${fmt(fib.p99)}${fmt(fib.min)}${fmt(fib.max)}${String(fib.n).padStart(5)}`,
+      `${name.padEnd(12)}${bfdDown ? fmt(bfdDown.p50) + fmt(bfdDown.p99) + fmt(bfdDown.max) : "        -        -        -"}   ${fmt(fib.p50)}${fmt(fib.p99)}${fmt(fib.min)}${fmt(fib.max)}${String(fib.n).padStart(5)}`,
     );
   }
-  const v = summary["vipmux"];
   const b = summary["BIRD 2"];
-  if (v && b)
-    console.log(
-      `vipmux/BIRD FIB p50 ratio ${(v.fib.p50 / b.fib.p50).toFixed(2)}, p99 ratio ${(v.fib.p99 / b.fib.p99).toFixed(2)}; target p99 < 500 ms: ${v.fib.p99 < 500 ? "met" : "NOT met"}`,
-    );
+  for (const name of ["vipmux", "vipmux run"]) {
+    const v = summary[name];
+    if (v && b)
+      console.log(
+        `${name}/BIRD FIB p50 ratio ${(v.fib.p50 / b.fib.p50).toFixed(2)}, p99 ratio ${(v.fib.p99 / b.fib.p99).toFixed(2)}; target p99 < 500 ms: ${v.fib.p99 < 500 ? "met" : "NOT met"}`,
+      );
+  }
   const nfts = [...results.values()].flat().map((r) => r.nft);
   console.log(
     `Times run from just before nft starts (nft itself took p50 ${stats(nfts).p50} ms). FRR's detection time is 300 ms after the last packet it got; the blackhole lands 0-100 ms after that packet.`,
@@ -352,7 +396,9 @@ async function main(): Promise<void> {
 }
 
 try {
-  await main();
+  await phaseReference();
+  if (DAEMON) await phaseDaemon();
+  report();
 } catch (e) {
   console.error(e);
   process.exitCode = 1;
