@@ -247,7 +247,17 @@ export class Forwarder {
       if (slot >= 0) {
         bid = conn.backendAt(slot);
         const state = bid < t.backendState.length ? t.backendState[bid]! : BackendStateCode.absent;
-        if (state !== BackendStateCode.up && state !== BackendStateCode.draining) {
+        // A bare SYN on a known 5-tuple is a new connection reusing the ports: it gets the
+        // hash's answer like any new flow (never a draining backend, and the same DIP any
+        // other MUX would pick for its later packets).
+        const newConnection =
+          p.flowProto === IpProto.tcp && (p.tcpFlags & (TcpFlag.syn | TcpFlag.ack)) === TcpFlag.syn;
+        if (newConnection) {
+          const fresh = pickMaglev(svc, hash);
+          if (fresh < 0) return this.drop(Verdict.noBackend);
+          if (fresh !== bid) conn.setBackend(slot, fresh);
+          bid = fresh;
+        } else if (state !== BackendStateCode.up && state !== BackendStateCode.draining) {
           bid = pickMaglev(svc, hash);
           if (bid < 0) return this.drop(Verdict.noBackend);
           conn.setBackend(slot, bid);

@@ -67,7 +67,7 @@ const lab: ServiceModel = {
   ],
 };
 
-function flows(n: number, dport = 80, proto: "tcp" | "udp" = "tcp"): Uint8Array[] {
+function flows(n: number, dport = 80, proto: "tcp" | "udp" = "tcp", flags?: number): Uint8Array[] {
   return Array.from({ length: n }, (_, i) =>
     buildPacket({
       src: `203.0.113.${10 + (i % 200)}`,
@@ -75,6 +75,7 @@ function flows(n: number, dport = 80, proto: "tcp" | "udp" = "tcp"): Uint8Array[
       proto,
       sport: 1024 + i,
       dport,
+      ...(flags !== undefined ? { flags } : {}),
     }),
   );
 }
@@ -227,8 +228,10 @@ describe("Dataplane (memory port)", () => {
   it("draining keeps existing flows, down moves them", async () => {
     const dp = await started();
     await dp.apply(lab);
-    const packets = flows(64);
-    const first = (await dp.inject(packets)).outputs.map((o) => decap(o).host);
+    const first = (await dp.inject(flows(64))).outputs.map((o) => decap(o).host);
+    // The rest of each connection: ACKs (a bare SYN again would be a new connection).
+    const packets = flows(64, 80, "tcp", 0x10);
+    expect((await dp.inject(packets)).outputs.map((o) => decap(o).host)).toEqual(first);
     const drained: ServiceModel = {
       services: [
         {

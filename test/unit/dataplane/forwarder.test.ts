@@ -219,6 +219,27 @@ describe("forwarder", () => {
     expect(f.connRehashed).toBe(moved);
   });
 
+  it("a new connection reusing a drained flow's ports (bare SYN) never goes to the draining backend", () => {
+    const f = forwarder();
+    const victim = "10.10.10.12";
+    const reused: number[] = [];
+    for (let port = 20000; port < 20400; port++) {
+      if (send(f, tcp(port)) === victim) reused.push(port);
+      send(f, tcp(port, 0x10));
+      send(f, tcp(port, 0x11)); // FIN: the old connection closes, its entry lingers
+    }
+    expect(reused.length).toBeGreaterThan(0);
+    f.setTable(table(model({ [victim]: "draining" }), f.forwardingTable));
+    const other = forwarder(model({ [victim]: "draining" }));
+    for (const port of reused) {
+      // Same 5-tuple, new SYN: the hash's answer, as a MUX without the old entry would give.
+      const now = send(f, tcp(port));
+      expect(now).not.toBe(victim);
+      expect(now).toBe(send(other, tcp(port)));
+      expect(send(f, tcp(port, 0x10))).toBe(now); // and the connection stays there
+    }
+  });
+
   it("forwards non-SYN packets without an entry by the hash, and falls back when the table is full", () => {
     const f = forwarder(model(), { conn: { capacity: 4, untrustedQuota: 2 } });
     const ref = forwarder();
