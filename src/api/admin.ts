@@ -1,7 +1,7 @@
 // The admin API: HTTP/JSON over a unix socket (mode 0600: root only), what the CLI's
 // status, drain, undrain, reload and flow commands talk to. Handlers are plain async
 // functions returning a status and a JSON body; errors become JSON, never a crash.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import http from "node:http";
 import { dirname } from "node:path";
 
@@ -20,6 +20,8 @@ export type AdminHandler = (req: {
 export class AdminServer {
   private readonly server: http.Server;
   private readonly socketPath: string;
+  /** Inode of our socket: close() removes the path only while it is still ours. */
+  private inode = -1;
 
   constructor(socketPath: string, routes: Record<string, AdminHandler>) {
     this.socketPath = socketPath;
@@ -63,13 +65,19 @@ export class AdminServer {
       this.server.listen(this.socketPath, () => resolve());
     });
     chmodSync(this.socketPath, 0o600);
+    this.inode = statSync(this.socketPath).ino;
   }
 
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) =>
       this.server.close(() => {
-        if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
+        try {
+          // Another daemon may have taken over the path since: leave its socket alone.
+          if (statSync(this.socketPath).ino === this.inode) unlinkSync(this.socketPath);
+        } catch {
+          // already gone
+        }
         resolve();
       }),
     );

@@ -141,11 +141,13 @@ Examples:
 
   lab
     .command("backend")
-    .description("run a lab backend: HTTP (name and client address; /healthz), UDP and TCP echo")
+    .description(
+      "run a lab backend: HTTP (name and client address; /healthz), UDP echo, TCP line echo",
+    )
     .requiredOption("--name <name>", "name in HTTP answers")
     .option("--http <port>", "HTTP port", (v) => Number(v))
     .option("--udp-echo <port>", "UDP echo port", (v) => Number(v))
-    .option("--tcp-echo <port>", "TCP echo port", (v) => Number(v))
+    .option("--tcp-echo <port>", 'TCP line echo port (answers "NAME <line>")', (v) => Number(v))
     .addHelpText(
       "after",
       "\nExample (a backend VM of the canonical lab):\n  vipmux lab backend --name vm11 --http 8080 --udp-echo 7007",

@@ -32,7 +32,9 @@ export function registerEngine(name: string, factory: DataplaneFactory): void {
 }
 
 async function call(socket: string, method: string, path: string, body?: unknown) {
-  const r = await adminRequest(socket, method, path, body);
+  const r = await adminRequest(socket, method, path, body).catch((e: Error) => {
+    throw new CliError(e.message);
+  });
   if (r.status >= 400) {
     const b = r.body as { error?: string; errors?: string[] };
     throw new CliError(b.errors ? `${b.errors.join("\n")}` : (b.error ?? `HTTP ${r.status}`));

@@ -1,6 +1,6 @@
 // `vipmux lab backend`: the backend "VM" of the lab and demos. HTTP answers with its name
 // and the client address it sees (so NAT and DSR can be checked from the client), /healthz
-// for probes; UDP and TCP echo. Dual-stack. Nothing here is on a MUX's path.
+// for probes; UDP echo; TCP line echo prefixed with its name. Dual-stack. Nothing here is on a MUX's path.
 import dgram from "node:dgram";
 import http from "node:http";
 import net from "node:net";
@@ -37,13 +37,26 @@ export async function startBackend(opts: BackendOptions): Promise<RunningBackend
     log(`${opts.name}: HTTP on port ${opts.http}`);
   }
   if (opts.tcpEcho) {
+    // Line echo with the backend's name in front ("vm11 <line>"): a client sees which
+    // backend holds each of its connections, e.g. across a MUX failover.
     const server = net.createServer((s) => {
       s.on("error", () => {});
-      s.pipe(s);
+      let buf = "";
+      s.setEncoding("utf8");
+      s.on("data", (chunk: string) => {
+        buf += chunk;
+        let nl = buf.indexOf("\n");
+        while (nl >= 0) {
+          s.write(`${opts.name} ${buf.slice(0, nl + 1)}`);
+          buf = buf.slice(nl + 1);
+          nl = buf.indexOf("\n");
+        }
+        if (buf.length > 65536) s.destroy();
+      });
     });
     await listen(server, opts.tcpEcho);
     closers.push(() => closeServer(server));
-    log(`${opts.name}: TCP echo on port ${opts.tcpEcho}`);
+    log(`${opts.name}: TCP line echo on port ${opts.tcpEcho}`);
   }
   if (opts.udpEcho) {
     // One dual-stack socket: IPv4 clients arrive as ::ffff:a.b.c.d.

@@ -51,11 +51,12 @@ describe("lab backend", () => {
     }
   });
 
-  it("echoes TCP", async () => {
+  it("echoes TCP lines with its name in front", async () => {
     const s = net.connect(ports.tcp, "127.0.0.1");
     const got = new Promise<string>((r) => s.once("data", (d) => r(d.toString())));
-    s.write("hello");
-    expect(await got).toBe("hello");
+    s.write("hel");
+    s.write("lo 1\n");
+    expect(await got).toBe("vm99 hello 1\n");
     s.destroy();
   });
 });
