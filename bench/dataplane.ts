@@ -328,7 +328,9 @@ async function orchestrate(seconds: number) {
     return;
   }
   const { startLab } = await import("../src/lab/testing.ts");
-  const lab = (await startLab(`${root}containerlab/vipmux.clab.yml`, "bdp", { skipCmd: true })) as unknown as Lab;
+  const lab = (await startLab(`${root}containerlab/vipmux.clab.yml`, "bdp", {
+    skipCmd: true,
+  })) as unknown as Lab;
   const children: ChildProcess[] = [];
   try {
     const sysctl = (node: string, kv: string) => lab.must(node, ["sysctl", "-qw", kv]);

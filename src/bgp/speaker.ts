@@ -368,7 +368,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Lets a held peer connect again (BFD Up). */
   peerStart(address: string): boolean {
     const peer = this.peersByKey.get(plainAddress(address));
-    if (!peer || !peer.held) return false;
+    if (!peer?.held) return false;
     peer.held = false;
     if (this.started && !this.stopped) peer.session.start();
     return true;

@@ -289,7 +289,7 @@ export class MuxDaemon {
     const before = new Map(speakerOptions(prev).peers.map((p) => [p.address, p]));
     const after = new Map(speakerOptions(next).peers.map((p) => [p.address, p]));
     const sessionKey = (p: PeerOptions) => JSON.stringify({ ...p, export: undefined });
-    for (const [addr, p] of before)
+    for (const addr of before.keys())
       if (!after.has(addr)) {
         this.log("info", `reload: removing peer ${addr}`);
         await this.speaker.removePeer(addr);

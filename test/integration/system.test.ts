@@ -218,8 +218,12 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
         expect(s.vms).toEqual(before.vms);
       }
       // Every stream kept exchanging data through the failure and the recovery.
-      after.replies.forEach((r, i) => expect(r).toBeGreaterThan(during.replies[i]!));
-      during.replies.forEach((r, i) => expect(r).toBeGreaterThan(before.replies[i]!));
+      after.replies.forEach((r, i) => {
+        expect(r).toBeGreaterThan(during.replies[i]!);
+      });
+      during.replies.forEach((r, i) => {
+        expect(r).toBeGreaterThan(before.replies[i]!);
+      });
     } finally {
       writeFileSync(stop, "");
     }
