@@ -25,15 +25,16 @@ import {
   ConnectionTable,
   type ConnTableOptions,
   FlowKind,
+  FlowState,
   InsertFailure,
 } from "../lb/conn-table.ts";
-import { FLOW_KEY_WORDS, flowHash, writeFlowKey } from "../lb/flow-hash.ts";
+import { Distribution, FLOW_KEY_WORDS, flowHash, writeFlowKey } from "../lb/flow-hash.ts";
 import {
   BackendStateCode,
   type ForwardingTable,
   type ServiceEntry,
 } from "../lb/forwarding-table.ts";
-import { parseIp, parseMac } from "../packet/address.ts";
+import { formatIp, parseIp, parseMac } from "../packet/address.ts";
 import { IcmpType, Icmpv6Type, IpProto, TcpFlag, VXLAN_PORT } from "../packet/constants.ts";
 import { ParsedPacket, parseIpPacket } from "../packet/parse.ts";
 import {
@@ -316,6 +317,120 @@ export class Forwarder {
   }
 
   /**
+   * What `forward` would do with buf[0, len) at `now`, without doing it: no table entry is
+   * created, refreshed, moved or reclaimed and no counter moves (`vipmux flow`). Off the
+   * packet path: allocates its result and its own scratch.
+   */
+  lookup(buf: Uint8Array, len: number, now: number): FlowLookup {
+    const r: FlowLookup = {
+      flow: null,
+      verdict: "forward",
+      service: null,
+      distribution: null,
+      hash: null,
+      tracked: false,
+      entry: null,
+      maglev: null,
+      via: null,
+      dip: null,
+      host: null,
+    };
+    const fail = (v: Verdict, reason: string): FlowLookup => {
+      r.verdict = VERDICT_NAMES[v]!;
+      r.reason = reason;
+      return r;
+    };
+    const t = this.table;
+    if (t === undefined) return fail(Verdict.noTable, "no forwarding table installed yet");
+    const p = new ParsedPacket();
+    const st = parseIpPacket(buf, len, p);
+    if (st !== 0) return fail(st, `malformed packet (${VERDICT_NAMES[st]})`);
+    const flowSrc = formatIp(buf, p.flowSrcOffset, p.flowAddrLen);
+    const flowDst = formatIp(buf, p.flowDstOffset, p.flowAddrLen);
+    r.flow = {
+      protocol: protoName(p.flowProto),
+      src: flowSrc,
+      sport: p.flowHasPorts ? p.flowSrcPort : 0,
+      dst: flowDst,
+      dport: p.flowHasPorts ? p.flowDstPort : 0,
+    };
+    if (this.decrementTtl && buf[p.ttlOffset]! <= 1)
+      return fail(Verdict.ttlExhausted, "TTL / hop limit would reach 0");
+
+    let port = 0;
+    if (p.icmpType >= 0 && p.icmpError === 0) {
+      const echoRequest = p.family === 4 ? IcmpType.echoRequest : Icmpv6Type.echoRequest;
+      if (p.icmpType !== echoRequest)
+        return fail(Verdict.icmpUnsupported, `ICMP type ${p.icmpType} is not forwarded`);
+    } else if (p.flowHasPorts && (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp)) {
+      port = p.flowDstPort;
+    }
+    const sid = t.vips.lookup(buf, p.flowDstOffset, p.flowAddrLen, p.flowProto, port);
+    if (sid < 0) {
+      const dst = buf.subarray(p.flowDstOffset, p.flowDstOffset + p.flowAddrLen);
+      const isVip = t.services.some(
+        (s) => s.vipAddr.length === dst.length && s.vipAddr.every((b, i) => b === dst[i]),
+      );
+      const what = port === 0 ? protoName(p.flowProto) : `${protoName(p.flowProto)} port ${port}`;
+      return fail(
+        Verdict.noService,
+        isVip ? `VIP ${flowDst} has no service on ${what}` : `${flowDst} is not a VIP of this MUX`,
+      );
+    }
+    const svc = t.serviceById[sid]!;
+    r.service = svc.name;
+    r.distribution = DISTRIBUTION_NAMES[svc.distribution] ?? null;
+    const hash = flowHash(buf, p, svc.distribution, t.seed);
+    r.hash = hash;
+    const backend = (bid: number): FlowLookupBackend | null => {
+      const b = bid < 0 ? undefined : t.backendById[bid];
+      return b === undefined ? null : { dip: b.dip, host: b.host };
+    };
+    const maglev = pickMaglev(svc, hash);
+    r.maglev = backend(maglev);
+
+    let bid = maglev;
+    r.via = "maglev";
+    r.tracked =
+      p.fragment === 0 &&
+      p.flowHasPorts === 1 &&
+      (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp);
+    if (r.tracked) {
+      const key = new Uint32Array(FLOW_KEY_WORDS);
+      writeFlowKey(buf, p, svc.distribution, sid, key);
+      const slot = this.conn.peek(hash, key, now);
+      if (slot >= 0) {
+        const old = this.conn.backendAt(slot);
+        const state = old < t.backendState.length ? t.backendState[old]! : BackendStateCode.absent;
+        const known = t.backendById[old];
+        r.entry = {
+          dip: known?.dip ?? null,
+          host: known?.host ?? null,
+          state: FLOW_STATE_NAMES[this.conn.stateAt(slot)] ?? "unknown",
+          backend: BACKEND_STATE_NAMES[state] ?? "removed",
+          idleLeftMs: this.conn.idleLeftMs(slot, now),
+        };
+        const newConnection =
+          p.flowProto === IpProto.tcp && (p.tcpFlags & (TcpFlag.syn | TcpFlag.ack)) === TcpFlag.syn;
+        if (newConnection) r.via = "new-connection";
+        else if (state !== BackendStateCode.up && state !== BackendStateCode.draining)
+          r.via = "rehash";
+        else {
+          r.via = "entry";
+          bid = old;
+        }
+      }
+    }
+    if (bid < 0) return fail(Verdict.noBackend, `service ${svc.name} has no backend up`);
+    if (p.ipLength > this.maxPacket)
+      return fail(Verdict.tooBig, `packet of ${p.ipLength} bytes exceeds ${this.maxPacket}`);
+    const chosen = backend(bid)!;
+    r.dip = chosen.dip;
+    r.host = chosen.host;
+    return r;
+  }
+
+  /**
    * Reclaims idle connection-table entries, examining at most `maxSlots` slots. Engines
    * call it between packet batches (e.g. every few ms with a budget of a few thousand),
    * so a quiet table still frees its quota without a stop-the-world sweep.
@@ -401,6 +516,72 @@ export interface ForwarderCounters {
     rehashed: number;
     expired: number;
   };
+}
+
+export interface FlowLookupBackend {
+  dip: string;
+  host: string;
+}
+
+/** `Forwarder.lookup`: what forward() would do with one packet, and why. */
+export interface FlowLookup {
+  /** The flow as parsed (for an ICMP error: the flow it quotes); null when unparsable. */
+  flow: { protocol: string; src: string; sport: number; dst: string; dport: number } | null;
+  /** "forward", or the drop reason forward() would count (VERDICT_NAMES). */
+  verdict: string;
+  /** Why it would be dropped, in words (absent when forwarded). */
+  reason?: string;
+  service: string | null;
+  distribution: "5-tuple" | "3-tuple" | "2-tuple" | null;
+  /** 30-bit flow hash (Maglev slot, connection-table key, VXLAN source port). */
+  hash: number | null;
+  /** TCP/UDP and not a fragment: the flow uses the connection table. */
+  tracked: boolean;
+  /** The flow's live connection-table entry, if any (dip null: its backend left the table). */
+  entry: {
+    dip: string | null;
+    host: string | null;
+    state: "untrusted" | "established" | "closing" | "unknown";
+    /** Its backend's state: up and draining keep the flow, down and removed re-hash it. */
+    backend: "up" | "draining" | "down" | "removed";
+    /** Time left before the entry expires if the flow stays idle. */
+    idleLeftMs: number;
+  } | null;
+  /** Maglev's choice for a new flow (and for any bare SYN); null when no backend is up. */
+  maglev: FlowLookupBackend | null;
+  /**
+   * How forward() picks for this packet: "entry" (the table entry's backend), "maglev" (no
+   * entry: a new flow, or not tracked), "rehash" (the entry's backend is down or gone:
+   * Maglev, entry updated), "new-connection" (a bare SYN on a known 5-tuple: Maglev).
+   */
+  via: "entry" | "maglev" | "rehash" | "new-connection" | null;
+  /** Where forward() sends this packet (null when it would drop it). */
+  dip: string | null;
+  host: string | null;
+}
+
+const DISTRIBUTION_NAMES: Record<number, FlowLookup["distribution"]> = {
+  [Distribution.fiveTuple]: "5-tuple",
+  [Distribution.threeTuple]: "3-tuple",
+  [Distribution.twoTuple]: "2-tuple",
+};
+const FLOW_STATE_NAMES: Record<number, "untrusted" | "established" | "closing"> = {
+  [FlowState.untrusted]: "untrusted",
+  [FlowState.established]: "established",
+  [FlowState.closing]: "closing",
+};
+const BACKEND_STATE_NAMES: Record<number, "up" | "draining" | "down"> = {
+  [BackendStateCode.up]: "up",
+  [BackendStateCode.draining]: "draining",
+  [BackendStateCode.down]: "down",
+};
+
+function protoName(proto: number): string {
+  if (proto === IpProto.tcp) return "tcp";
+  if (proto === IpProto.udp) return "udp";
+  if (proto === IpProto.icmp) return "icmp";
+  if (proto === IpProto.icmpv6) return "icmpv6";
+  return String(proto);
 }
 
 /** Maglev choice for a flow hash: a backend id, or -1 when no backend is up. */

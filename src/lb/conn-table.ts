@@ -189,6 +189,28 @@ export class ConnectionTable {
   }
 
   /**
+   * `find` without side effects (for lookups off the packet path, e.g. `vipmux flow`): an
+   * expired entry is reported as absent but left in place for `find` or `expire` to reclaim.
+   */
+  peek(hash: number, key: Uint32Array, now: number): number {
+    const h = hash & FLOW_HASH_MASK;
+    const slots = this.slots;
+    const d = this.d;
+    let i = this.home(h);
+    for (;;) {
+      const o = i * SLOT_WORDS;
+      if (d[o + W_STATE] === 0) return -1;
+      if (d[o + W_HASH] === h && this.keyEquals(i, key)) return this.isExpired(i, now) ? -1 : i;
+      if (++i === slots) i = 0;
+    }
+  }
+
+  /** Milliseconds until the entry in `slot` expires if idle (<= 0: expired). */
+  idleLeftMs(slot: number, now: number): number {
+    return (this.d[slot * SLOT_WORDS + W_DEADLINE]! - (now >>> 0)) | 0;
+  }
+
+  /**
    * Adds an untrusted entry for a flow `find` did not find. Returns its slot, or an
    * InsertFailure (negative) when the table or the untrusted quota is full.
    */
