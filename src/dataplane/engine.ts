@@ -17,8 +17,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { buildForwardingTable, type ForwardingTable } from "../lb/forwarding-table.ts";
 import type { ServiceModel } from "../lb/service.ts";
+import { buildFlowPacket, type FlowQuery } from "../packet/build.ts";
 import { run } from "../util/proc.ts";
-import type { ForwarderOptions } from "./forwarder.ts";
+import type { FlowLookup, ForwarderOptions } from "./forwarder.ts";
 import {
   type EngineCounters,
   type FromWorker,
@@ -32,12 +33,13 @@ import {
 } from "./io/protocol.ts";
 import { snapshotTable, tableVips } from "./tables.ts";
 
+export { type FlowQuery, FlowQueryError } from "../packet/build.ts";
 /**
  * The hosts' VXLAN device MAC (host agent `inner-mac` default): the inner Ethernet
  * destination with `perDipMac: false`. By default the inner destination is the chosen
  * DIP's own MAC (`dipMac`, src/lb/dip-mac.ts), which the host agent maps back to that DIP.
  */
-export { DEFAULT_INNER_DST_MAC } from "./forwarder.ts";
+export { DEFAULT_INNER_DST_MAC, type FlowLookup } from "./forwarder.ts";
 /** The MUX's overlay MAC (inner Ethernet source). */
 export const DEFAULT_INNER_SRC_MAC = "02:76:6d:78:00:02";
 export const DEFAULT_TUN_NAME = "vipmux0";
@@ -278,6 +280,19 @@ export class Dataplane {
   }
 
   /**
+   * Which DIP `flow` maps to now, and whether it is in the connection table: the worker's
+   * forwarder answers for a packet of the flow (TCP: an ACK, i.e. a packet of an existing
+   * connection; `maglev` in the answer is where a new connection goes). Read-only: no
+   * entry or counter changes. Throws FlowQueryError for a bad protocol, address or port.
+   */
+  async lookup(flow: FlowQuery, timeoutMs = 2_000): Promise<FlowLookup> {
+    const packet = buildFlowPacket(flow);
+    const m = await this.request({ type: "lookup", id: 0, packet }, timeoutMs);
+    if (m.type !== "lookup") throw new DataplaneError(`unexpected reply ${m.type}`);
+    return m.result;
+  }
+
+  /**
    * Forwards packets given in memory (io kind "memory" only): the same batch path as a
    * device, for tests and offline replay. Resolves with a verdict per packet and the
    * encapsulated output packets in order.
@@ -374,7 +389,7 @@ export class Dataplane {
       this.applies.delete(m.version);
       if (m.ok) p?.resolve(true);
       else p?.reject(new DataplaneError(`table v${m.version} refused`, m.problems));
-    } else if (m.type === "counters" || m.type === "injected") {
+    } else if (m.type === "counters" || m.type === "injected" || m.type === "lookup") {
       const p = this.requests.get(m.id);
       this.requests.delete(m.id);
       if (p?.timer) clearTimeout(p.timer);

@@ -241,6 +241,9 @@ parent.on("message", (m: ToWorker) => {
     case "inject":
       onInject(m.id, m.packets, m.lengths);
       break;
+    case "lookup":
+      post({ type: "lookup", id: m.id, result: fwd.lookup(m.packet, m.packet.length, Date.now()) });
+      break;
     case "stop":
       stop();
       break;

@@ -1,7 +1,7 @@
 // The protocol between the Dataplane (main thread) and its forwarding worker: the worker's
 // options, the messages both ways, and the shared status words both read without messages
 // (so a stalled worker is visible even though it answers nothing).
-import type { ForwarderCounters, ForwarderOptions } from "../forwarder.ts";
+import type { FlowLookup, ForwarderCounters, ForwarderOptions } from "../forwarder.ts";
 import type { TableSnapshot } from "../tables.ts";
 
 /** Where packets come from and go to. */
@@ -85,6 +85,8 @@ export type ToWorker =
       readonly packets: Uint8Array;
       readonly lengths: Int32Array;
     }
+  /** What the forwarder would do with `packet` now (read-only: `Forwarder.lookup`). */
+  | { readonly type: "lookup"; readonly id: number; readonly packet: Uint8Array }
   | { readonly type: "stop" };
 
 export type FromWorker =
@@ -108,6 +110,7 @@ export type FromWorker =
       /** Table version the batch was forwarded with. */
       readonly version: number;
     }
+  | { readonly type: "lookup"; readonly id: number; readonly result: FlowLookup }
   | { readonly type: "stopped" };
 
 /** Bucket index of a duration in µs. */

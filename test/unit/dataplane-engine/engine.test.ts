@@ -1,7 +1,12 @@
 // The Dataplane API and its worker protocol, with the in-memory port (no root, no device):
 // the same worker, batch path and table hand-off as the TUN / AF_PACKET engines.
 import { afterEach, describe, expect, it } from "vitest";
-import { Dataplane, DataplaneError, DEFAULT_INNER_DST_MAC } from "../../../src/dataplane/engine.ts";
+import {
+  Dataplane,
+  DataplaneError,
+  DEFAULT_INNER_DST_MAC,
+  FlowQueryError,
+} from "../../../src/dataplane/engine.ts";
 import { Verdict } from "../../../src/dataplane/forwarder.ts";
 import { dipMacText } from "../../../src/lb/dip-mac.ts";
 import type { ServiceModel } from "../../../src/lb/service.ts";
@@ -260,6 +265,66 @@ describe("Dataplane (memory port)", () => {
     expect((await dp.counters()).conn.rehashed).toBe(
       first.filter((h) => h !== "198.51.100.2").length,
     );
+  });
+
+  it("lookup: an injected flow is in the table with the DIP its packets went to; lookup changes nothing", async () => {
+    const dp = await started();
+    await dp.apply(lab);
+    const q = {
+      protocol: "tcp",
+      src: "203.0.113.10",
+      sport: 40000,
+      dst: "20.20.20.100",
+      dport: 80,
+    };
+    const fresh = await dp.lookup(q);
+    expect(fresh).toMatchObject({
+      verdict: "forward",
+      service: "web",
+      tracked: true,
+      entry: null,
+      via: "maglev",
+    });
+    expect(fresh.maglev).toEqual({ dip: fresh.dip, host: fresh.host });
+    // Looking changed nothing: the connection table is still empty.
+    expect((await dp.counters()).conn.size).toBe(0);
+
+    const pkt = (flags: number) =>
+      buildPacket({ src: q.src, dst: q.dst, proto: "tcp", sport: q.sport, dport: q.dport, flags });
+    const out = await dp.inject([pkt(0x02), pkt(0x10)]);
+    expect(out.outputs).toHaveLength(2);
+    const d = decap(out.outputs[1]!);
+    const dip = lab.services[0]!.backends.find((b) => dipMacText(b.dip) === d.innerDstMac)!.dip;
+    expect(fresh.dip).toBe(dip); // Maglev's answer was where the flow went
+
+    const before = await dp.counters();
+    const r = await dp.lookup(q);
+    expect(r).toMatchObject({
+      verdict: "forward",
+      via: "entry",
+      dip,
+      host: d.host,
+      entry: { dip, host: d.host, state: "established", backend: "up" },
+      flow: { protocol: "tcp", src: q.src, sport: q.sport, dst: q.dst, dport: q.dport },
+    });
+    expect(await dp.counters()).toEqual(before);
+
+    // Not a VIP here (IPv6 too), no service on the port, bad input: a typed error.
+    expect(
+      await dp.lookup({
+        protocol: "udp",
+        src: "2001:db8:c::10",
+        sport: 5,
+        dst: "2001:db8:f::100",
+        dport: 7,
+      }),
+    ).toMatchObject({ verdict: "noService", reason: "2001:db8:f::100 is not a VIP of this MUX" });
+    expect((await dp.lookup({ ...q, protocol: "udp" })).reason).toBe(
+      "VIP 20.20.20.100 has no service on udp port 80",
+    );
+    await expect(dp.lookup({ ...q, sport: 0 })).rejects.toThrow(FlowQueryError);
+    await expect(dp.lookup({ ...q, dst: "2001:db8::1" })).rejects.toThrow(/address family/);
+    expect(await dp.counters()).toEqual(before);
   });
 
   it("heartbeat advances; the stall switch freezes it and the worker answers nothing", async () => {
