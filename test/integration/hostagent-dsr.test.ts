@@ -15,7 +15,7 @@
 //   client TCP connections (edge routes the VIP to mux1, mux1 encapsulates to host1), so
 //   a long-lived flow can be watched across agent restarts and service changes.
 import type { ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
@@ -144,6 +144,8 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     lab = await startLab(canonicalTopology, "ha", { skipCmd: true });
     config = join(lab.plan.dir, "host1.yml");
     writeFileSync(config, host1Config());
+    // The config names the health token relative to itself.
+    copyFileSync(`${repoRoot}containerlab/health-token`, join(lab.plan.dir, "health-token"));
     for (const vm of ["vm11", "vm12"])
       backends.set(
         vm,
