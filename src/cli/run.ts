@@ -5,6 +5,8 @@ import { adminRequest } from "../api/admin.ts";
 import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
 import { type DataplanePort, MuxDaemon } from "../controller/mux.ts";
 import { userspaceDataplane } from "../controller/userspace.ts";
+import type { FlowLookup } from "../dataplane/forwarder.ts";
+import type { FlowQuery } from "../packet/build.ts";
 import { createLogger } from "../util/log.ts";
 import { CliError } from "./lab.ts";
 
@@ -107,6 +109,39 @@ export function formatStatus(s: Status): string {
   return lines.join("\n");
 }
 
+/**
+ * One line for `vipmux flow`: where the flow goes on this MUX and why, e.g.
+ * `tcp 203.0.113.10:40000 -> 20.20.20.100:80: service web, DIP 10.10.2.21 (host
+ * 198.51.100.6), in the connection table (established)`.
+ */
+export function formatFlow(r: FlowLookup, asked: FlowQuery): string {
+  const f = r.flow ?? asked;
+  const at = (a: string, port: number) => (a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`);
+  const head = `${f.protocol} ${at(f.src, f.sport)} -> ${at(f.dst, f.dport)}`;
+  const dip = (d: { dip: string | null; host: string | null }) =>
+    `DIP ${d.dip ?? "(removed)"}${d.host ? ` (host ${d.host})` : ""}`;
+  if (r.service === null) return `${head}: ${r.reason ?? r.verdict}`;
+  const parts = [`service ${r.service}`];
+  const e = r.entry;
+  if (e && r.via === "entry") {
+    parts.push(`${dip(e)}, in the connection table (${e.state})`);
+    if (e.backend === "draining") parts.push("DIP draining (keeps its flows)");
+    if (r.maglev && r.maglev.dip !== e.dip)
+      parts.push(`a new connection on these ports would go to DIP ${r.maglev.dip}`);
+    else if (!r.maglev) parts.push("no backend up for a new connection");
+  } else if (e && r.via === "new-connection") {
+    parts.push(`in the connection table (${e.state}) on ${dip(e)}; a bare SYN starts anew`);
+  } else if (e) {
+    parts.push(`in the connection table (${e.state}) on ${dip(e)}, ${e.backend}: re-hashed`);
+  }
+  if (r.verdict !== "forward") parts.push(`dropped: ${r.reason ?? r.verdict}`);
+  else if (r.via !== "entry" && r.dip !== null) {
+    const pick = `Maglev picks ${dip({ dip: r.dip, host: r.host })}`;
+    parts.push(e ? pick : r.tracked ? `new flow: ${pick}` : pick);
+  }
+  return `${head}: ${parts.join(", ")}`;
+}
+
 export function registerRun(program: Command): void {
   program
     .command("run")
@@ -188,11 +223,23 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
       .command("flow")
       .description("which DIP a flow maps to, and whether it is in the connection table")
       .argument("<protocol>", "tcp | udp")
-      .argument("<src>", "source address")
+      .argument("<src>", "source address (the client)")
       .argument("<sport>", "source port")
       .argument("<dst>", "destination (VIP)")
       .argument("<dport>", "destination port")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText(
+        "after",
+        `
+Asks this MUX's forwarder what it would do with the next packet of the flow (read-only:
+no connection-table entry or counter changes). It answers with the DIP and whether the flow
+is in the connection table (untrusted, established or closing), or, for a flow it has not
+seen, the DIP Maglev picks (a new connection, a bare SYN, always takes that choice). Another
+MUX gives the same Maglev choice; only the MUX the flow's packets reach has the entry.
+
+  vipmux flow tcp 203.0.113.10 40000 20.20.20.100 80
+  tcp 203.0.113.10:40000 -> 20.20.20.100:80: service web, DIP 10.10.2.21 (host 198.51.100.6), in the connection table (established)`,
+      ),
   ).action(
     async (
       protocol: string,
@@ -203,8 +250,9 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
       opts: { socket: string; json?: boolean },
     ) => {
       const q = new URLSearchParams({ protocol, src, sport, dst, dport });
-      const r = await call(opts.socket, "GET", `/v1/flow?${q}`);
-      console.log(JSON.stringify(r, null, opts.json ? 2 : 0));
+      const r = (await call(opts.socket, "GET", `/v1/flow?${q}`)) as FlowLookup;
+      const asked = { protocol, src, sport: Number(sport), dst, dport: Number(dport) };
+      console.log(opts.json ? JSON.stringify(r, null, 2) : formatFlow(r, asked));
     },
   );
 }

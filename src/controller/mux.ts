@@ -7,10 +7,12 @@ import { type Labelled, Metrics, type MetricsSources } from "../api/metrics.ts";
 import { BfdManager, type BfdStats } from "../bfd/index.ts";
 import { type PeerOptions, Speaker } from "../bgp/speaker.ts";
 import { type Config, formatConfigError, loadConfig, resolveSecret } from "../config/index.ts";
+import type { FlowLookup } from "../dataplane/forwarder.ts";
 import { HealthHub } from "../health/hub.ts";
 import { HealthStreamServer } from "../health/stream.ts";
 import { backendKey } from "../health/targets.ts";
 import type { ServiceModel } from "../lb/service.ts";
+import { type FlowQuery, FlowQueryError } from "../packet/build.ts";
 import { createLogger } from "../util/log.ts";
 import { Controller } from "./controller.ts";
 import { vipPrefix } from "./desired.ts";
@@ -24,14 +26,11 @@ export interface DataplanePort {
   counters?(): ReturnType<NonNullable<MetricsSources["dataplane"]>>;
   /** Test-only fault switch: stall the forwarder (issue 8: the MUX must withdraw). */
   faultStall?(on: boolean): void;
-  /** Which backend a flow maps to, for `vipmux flow`. */
-  lookup?(flow: {
-    protocol: string;
-    src: string;
-    sport: number;
-    dst: string;
-    dport: number;
-  }): unknown;
+  /**
+   * Which backend a flow maps to, for `vipmux flow` (read-only). Throws (or rejects with)
+   * FlowQueryError when the flow is not a valid TCP/UDP 5-tuple.
+   */
+  lookup?(flow: FlowQuery): Promise<FlowLookup> | FlowLookup;
   stop(): Promise<void>;
 }
 
@@ -416,17 +415,26 @@ export class MuxDaemon {
         const r = await this.reload();
         return { status: r.ok ? 200 : 422, body: r };
       },
-      "GET /v1/flow": ({ query }) => {
+      "GET /v1/flow": async ({ query }) => {
         if (!this.dataplane.lookup)
           return { status: 501, body: { error: "this dataplane engine has no flow lookup" } };
-        const flow = {
+        const num = (name: string) => {
+          const v = query.get(name);
+          return v === null || v.trim() === "" ? Number.NaN : Number(v);
+        };
+        const flow: FlowQuery = {
           protocol: query.get("protocol") ?? "tcp",
           src: query.get("src") ?? "",
-          sport: Number(query.get("sport") ?? 0),
+          sport: num("sport"),
           dst: query.get("dst") ?? "",
-          dport: Number(query.get("dport") ?? 0),
+          dport: num("dport"),
         };
-        return { status: 200, body: this.dataplane.lookup(flow) };
+        try {
+          return { status: 200, body: await this.dataplane.lookup(flow) };
+        } catch (e) {
+          if (e instanceof FlowQueryError) return { status: 400, body: { error: e.message } };
+          throw e;
+        }
       },
     };
   }

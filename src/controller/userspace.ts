@@ -53,6 +53,7 @@ export function userspaceDataplane(
         batchLatencyUs: latest.io.batchLatencyUs,
       },
     faultStall: (on: boolean) => engine.faultStall(on),
+    lookup: (flow) => engine.lookup(flow),
     async stop() {
       if (poll) clearInterval(poll);
       await engine.stop();
