@@ -100,6 +100,82 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     expect(st.bfd).toEqual([expect.objectContaining({ peer: "192.0.2.1", state: "Up" })]);
   });
 
+  it("vipmux flow: the MUX carrying a live TCP connection has it in its table, on the DIP that answers", async () => {
+    const client = "203.0.113.10";
+    const sport = 45_678;
+    const stop = join(lab.plan.dir, "flow-hold.stop");
+    const logFile = join(lab.plan.dir, "flow-hold.log");
+    // Every backend healthy on both MUXes first, so the Maglev tables are the full ones the
+    // connection's SYN meets (a flow placed while a DIP was still down keeps its entry).
+    await pollUntil(
+      async () => {
+        for (const mux of ["mux1", "mux2"])
+          if (!(await status(mux)).backends.every((b) => b.healthy === true)) return false;
+        return true;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: "every backend healthy on both MUXes" },
+    );
+    lab.spawn(
+      "client",
+      [node, fixture("system/hold.ts"), V4, "7", client, String(sport), stop],
+      "flow-hold",
+    );
+    try {
+      const vm = await pollUntil(
+        async () => {
+          const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
+          if (log.includes("error ")) throw new Error(`the client failed: ${log}`);
+          return /^reply (vm\d\d) flow$/m.exec(log)?.[1];
+        },
+        { timeoutMs: 10_000, what: "the echo reply" },
+      );
+      // vmXY is DIP 10.10.X.XY on host 198.51.100.2 (X = 1) or 198.51.100.6 (X = 2).
+      const dip = `10.10.${vm[2]}.${vm.slice(2)}`;
+      const host = vm[2] === "1" ? "198.51.100.2" : "198.51.100.6";
+      const args = ["flow", "tcp", client, String(sport), V4, "7"];
+      const looked = await Promise.all(
+        ["mux1", "mux2"].map(async (mux) => ({
+          mux,
+          r: JSON.parse(await lab.must(mux, [node, cli, ...args, "--json", "-s", sock(mux)])) as {
+            verdict: string;
+            service: string;
+            via: string;
+            dip: string;
+            entry: { dip: string; state: string; backend: string } | null;
+            maglev: { dip: string; host: string } | null;
+          },
+        })),
+      );
+      const carrying = looked.filter((l) => l.r.entry !== null);
+      expect(carrying.map((l) => l.mux)).toHaveLength(1);
+      expect(carrying[0]!.r).toMatchObject({
+        verdict: "forward",
+        service: "web",
+        via: "entry",
+        dip,
+        entry: { dip, host, state: "established", backend: "up" },
+      });
+      // Both MUXes compute the same Maglev choice; the other one has no entry but would
+      // send the flow to the same DIP after an ECMP change.
+      for (const l of looked) expect(l.r.maglev).toEqual({ dip, host });
+      const other = looked.find((l) => l.r.entry === null)!;
+      expect(other.r).toMatchObject({ verdict: "forward", via: "maglev", dip });
+
+      const mux = carrying[0]!.mux;
+      const text = await lab.must(mux, [node, cli, ...args, "-s", sock(mux)]);
+      expect(text).toBe(
+        `tcp ${client}:${sport} -> ${V4}:7: service web, DIP ${dip} (host ${host}), in the connection table (established)\n`,
+      );
+      // Looking did not refresh or add anything: the other MUX still has no entry.
+      const again = JSON.parse(
+        await lab.must(other.mux, [node, cli, ...args, "--json", "-s", sock(other.mux)]),
+      ) as { entry: unknown };
+      expect(again.entry).toBeNull();
+    } finally {
+      writeFileSync(stop, "");
+    }
+  });
+
   it("1,000 new connections (5-tuple) land on all 4 DIPs within ±15% of an even share", async () => {
     const r = await spread(`http://${V4}/`, 1000);
     expect(r.failed).toBe(0);
