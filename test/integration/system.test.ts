@@ -102,7 +102,7 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
 
   it("vipmux flow: the MUX carrying a live TCP connection has it in its table, on the DIP that answers", async () => {
     const client = "203.0.113.10";
-    const sport = 45_678;
+    const sport = 31_000; // below the ephemeral range: no earlier connection holds it
     const stop = join(lab.plan.dir, "flow-hold.stop");
     const logFile = join(lab.plan.dir, "flow-hold.log");
     // Every backend healthy on both MUXes first, so the Maglev tables are the full ones the
