@@ -22,6 +22,7 @@ describe("vipmux host-agent", () => {
     const d = JSON.parse(r.stdout) as { links: { name: string }[]; tables: { table: string }[] };
     expect(d.links.map((l) => l.name)).toEqual(["vmx-100", "vmx-101"]);
     expect(d.tables.map((t) => t.table)).toEqual([
+      "vipmux-svc-sticky",
       "vipmux-svc-web",
       "vipmux-svc-web6",
       "vipmux-vni-100",
@@ -33,7 +34,10 @@ describe("vipmux host-agent", () => {
   it("plan --nft prints one nft script (what `nft -f -` gets)", () => {
     const r = vipmux("host-agent", "--config", `${root}containerlab/host2.yml`, "plan", "--nft");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^table inet vipmux-svc-web\ndelete table inet vipmux-svc-web\n/);
+    expect(r.stdout).toMatch(
+      /^table inet vipmux-svc-sticky\ndelete table inet vipmux-svc-sticky\n/,
+    );
+    expect(r.stdout).toContain("table inet vipmux-svc-web\ndelete table inet vipmux-svc-web\n");
     expect(r.stdout).toContain("map { 0 : 10.10.2.21, 1 : 10.10.2.22 } :8080");
   });
 
