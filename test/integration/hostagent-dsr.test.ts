@@ -32,12 +32,22 @@ const VIP6 = "2001:db8:f::100";
 const CLIENT = "203.0.113.10";
 const CLIENT6 = "2001:db8:c::10";
 
-/** The lab's host1 config, reconciling every second (drift repair is tested). */
-const host1Config = () =>
-  readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8").replace(
-    "\nservices:\n",
-    "\nreconcile: { interval: 1s }\n\nservices:\n",
+/**
+ * The lab's host1 config, reconciling every second (drift repair is tested), without the
+ * lab's health block (the health test wires its own listener) and with only the web and
+ * web6 services the assertions below count.
+ */
+const host1Config = () => {
+  const lab = readFileSync(`${repoRoot}containerlab/host1.yml`, "utf8");
+  const noHealth = lab.replace(
+    /\n# Probes of this host's DIPs[^\n]*\nhealth:\n(?: {2}.*\n)+/,
+    "\n",
   );
+  const onlyWeb = noHealth.replace(/ {2}- name: sticky[\s\S]*?(?= {2}- name: web6)/, "");
+  expect(onlyWeb).not.toMatch(/^health:/m);
+  expect(onlyWeb).not.toContain("name: sticky");
+  return onlyWeb.replace("\nservices:\n", "\nreconcile: { interval: 1s }\n\nservices:\n");
+};
 
 interface Listen {
   received: { from: string; data: string }[];
