@@ -11,17 +11,24 @@ const node = process.execPath;
 const cli = `${repoRoot}src/cli/main.ts`;
 const FLOOD_SECONDS = 30;
 
+/** FRR names these session-up/-down for BGP-created sessions, -event for configured peers. */
 interface FrrCounters {
   peer: string;
-  "session-up-event": number;
-  "session-down-event": number;
+  "session-up"?: number;
+  "session-down"?: number;
+  "session-up-event"?: number;
+  "session-down-event"?: number;
 }
 
 describe.skipIf(!isRoot)("BFD under a packet flood through the MUXes", () => {
   let lab: TestLab;
   const counters = async () =>
     (await lab.vtyshJson<FrrCounters[]>("edge", "show bfd peers counters json"))
-      .map((c) => ({ peer: c.peer, up: c["session-up-event"], down: c["session-down-event"] }))
+      .map((c) => ({
+        peer: c.peer,
+        up: c["session-up"] ?? c["session-up-event"] ?? -1,
+        down: c["session-down"] ?? c["session-down-event"] ?? -1,
+      }))
       .sort((a, b) => a.peer.localeCompare(b.peer));
   const forwarded = async (mux: string) => {
     const m = await lab.must(mux, [

@@ -30,7 +30,18 @@ interface Snapshot {
   vms: string[];
 }
 
-/** The reloaded config: + api, − sticky, web6's 10.10.2.22 weight 1 → 3. */
+/** web's DIP 10.10.2.22 (vm22): absent at the start, added by the reload. */
+const WEB_VM22 = "      - { dip: 10.10.2.22, host: 198.51.100.6 }\n";
+
+/** The starting config: the lab's, without vm22 in the web service. */
+function initial(text: string): string {
+  const web = text.indexOf("  - name: web\n");
+  const at = text.indexOf(WEB_VM22, web);
+  expect(at).toBeGreaterThan(web);
+  return text.slice(0, at) + text.slice(at + WEB_VM22.length);
+}
+
+/** The reloaded config: + api, − sticky, web6's 10.10.2.22 weight 1 → 3, web + vm22. */
 function edited(text: string): string {
   const start = text.indexOf("  - name: sticky");
   const end = text.indexOf("  - name: web6");
@@ -41,7 +52,10 @@ function edited(text: string): string {
     '      - { dip: "fd00:10:2::22", host: 198.51.100.6, weight: 3 }',
   );
   expect(changed).not.toBe(withoutSticky);
-  return changed;
+  const web = changed.indexOf("  - name: web\n");
+  const lastWebBackend = changed.indexOf("      - { dip: 10.10.2.21, host: 198.51.100.6 }\n", web);
+  const insertAt = changed.indexOf("\n", lastWebBackend) + 1;
+  return changed.slice(0, insertAt) + WEB_VM22 + changed.slice(insertAt);
 }
 
 describe.skipIf(!isRoot)("hot reload", () => {
@@ -65,7 +79,10 @@ describe.skipIf(!isRoot)("hot reload", () => {
     lab = await startLab(canonicalTopology, "rl", { skipCmd: ["mux1", "mux2", "host1", "host2"] });
     copyFileSync(`${repoRoot}containerlab/health-token`, file("health-token"));
     for (const n of ["mux1", "mux2", "host1", "host2"])
-      copyFileSync(`${repoRoot}containerlab/${n}.yml`, file(`${n}.yml`));
+      writeFileSync(
+        file(`${n}.yml`),
+        initial(readFileSync(`${repoRoot}containerlab/${n}.yml`, "utf8")),
+      );
     for (const h of ["host1", "host2"])
       agents.set(
         h,
@@ -109,7 +126,7 @@ describe.skipIf(!isRoot)("hot reload", () => {
     expect(metrics).toContain('vipmux_config_reloads_total{result="invalid"} 1');
   });
 
-  it("adds a service, removes another, changes a weight: no session reset, no broken connection", async () => {
+  it("adds a service, removes another, changes a weight, adds a DIP: no session reset, no broken connection", async () => {
     const stop = file("streams.stop");
     const logFile = file("streams.log");
     const streams = lab.spawn(

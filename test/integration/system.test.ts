@@ -243,15 +243,12 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     expect(toVip).toBeGreaterThan(200);
   });
 
-  /**
-   * 200 long-lived TCP streams through both MUXes; `fail` takes mux1 away; afterwards every
-   * stream is still open, answered by the same VM, with no reset.
-   */
-  async function survive(name: string, fail: () => Promise<void>, recover: () => Promise<void>) {
+  /** COUNT long-lived TCP streams from the client to the web VIP's echo port, all answering. */
+  async function openStreams(name: string, count: number) {
     const stop = join(lab.plan.dir, `${name}.stop`);
     const streams = lab.spawn(
       "client",
-      [node, fixture("dataplane-lab/streams.ts"), V4, "7", "200", "100", stop],
+      [node, fixture("dataplane-lab/streams.ts"), V4, "7", String(count), "100", stop],
       name,
     );
     const logFile = join(lab.plan.dir, `${name}.log`);
@@ -268,18 +265,29 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     try {
       await pollUntil(
         async () => existsSync(logFile) && readFileSync(logFile, "utf8").includes("started"),
-        {
-          timeoutMs: 10_000,
-          what: "the streams client",
-        },
+        { timeoutMs: 10_000, what: "the streams client" },
       );
       const before = await pollUntil(
         async () => {
           const s = await snapshot();
-          return s.open === 200 && s.replies.every((r) => r > 2) ? s : undefined;
+          return s.open === count && s.replies.every((r) => r > 2) ? s : undefined;
         },
-        { timeoutMs: 30_000, what: "all 200 streams answering" },
+        { timeoutMs: 30_000, what: `all ${count} streams answering` },
       );
+      return { before, snapshot, stop: () => writeFileSync(stop, "") };
+    } catch (e) {
+      writeFileSync(stop, "");
+      throw e;
+    }
+  }
+
+  /**
+   * 200 long-lived TCP streams through both MUXes; `fail` takes mux1 away; afterwards every
+   * stream is still open, answered by the same VM, with no reset.
+   */
+  async function survive(name: string, fail: () => Promise<void>, recover: () => Promise<void>) {
+    const { before, snapshot, stop } = await openStreams(name, 200);
+    try {
       await fail();
       await waitHops(`${V4}/32`, ["192.0.2.6"], `edge rerouted to mux2 (${name})`, 15_000);
       await sleep(2_000);
@@ -301,7 +309,7 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
         expect(r).toBeGreaterThan(before.replies[i]!);
       });
     } finally {
-      writeFileSync(stop, "");
+      stop();
     }
   }
 
@@ -369,6 +377,8 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     // The server refusing connections (TCP RST), as a stopped process would; the lab's
     // supervisor would restart a killed one at once.
     const vm12 = lab.node("vm12").netns;
+    // Connections already open: those on the other DIPs must not notice.
+    const streams = await openStreams("dipstop", 100);
     const stopRule = `table inet vipmux-test-stopped {
   chain input { type filter hook input priority 0; tcp dport 8080 reject with tcp reset; }
 }`;
@@ -395,7 +405,18 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
       expect(r.failed).toBe(0);
       expect(r.counts.vm12 ?? 0).toBe(0);
       expect(Object.keys(r.counts).sort()).toEqual(["vm11", "vm21", "vm22"]);
+      const after = await streams.snapshot();
+      const others = streams.before.vms
+        .map((vm, i) => [vm, i] as const)
+        .filter(([vm]) => vm !== "vm12");
+      expect(others.length).toBeGreaterThan(0);
+      for (const [, i] of others) {
+        expect(after.errors.filter((e) => e.startsWith(`${i}:`))).toEqual([]);
+        expect(after.replies[i]).toBeGreaterThan(streams.before.replies[i]!);
+        expect(after.vms[i]).toBe(streams.before.vms[i]);
+      }
     } finally {
+      streams.stop();
       await run([
         "ip",
         "netns",
