@@ -48,6 +48,8 @@ export interface ControllerOptions {
   /** Raw MUX self-health (forwarder heartbeat fresh, ...). */
   muxHealthy?: () => boolean;
   now?: () => number;
+  /** How long the forwarder may take to install tables before it counts as failed. */
+  tableTimeoutMs?: number;
 }
 
 export interface ControllerEvents {
@@ -254,20 +256,27 @@ export class Controller extends EventEmitter<ControllerEvents> {
       nowMs: this.now(),
     });
     this.applyDamping(desired);
-    // Tables first: a VIP is announced only once the forwarder serves it.
+    // Tables first: a VIP is announced only once the forwarder serves it. A forwarder
+    // that does not take its tables in time (stalled, dead) must not hold the control plane
+    // up: withdrawals are always safe and go out anyway; announcements wait for the tables.
     const modelKey = JSON.stringify(desired.model);
     const tablesChanged = modelKey !== this.appliedModel;
+    let tablesOk = true;
     if (tablesChanged) {
       try {
-        await this.opts.tables.apply(desired.model);
+        await withTimeout(this.opts.tables.apply(desired.model), this.opts.tableTimeoutMs ?? 2_000);
         this.appliedModel = modelKey;
       } catch (e) {
         this.emit("tablesFailed", e as Error);
-        return desired;
+        tablesOk = false;
       }
     }
     const { announce, withdraw } = diffRoutes(this.applied, desired.routes);
-    for (const prefix of withdraw) this.opts.routes.withdraw(prefix);
+    for (const prefix of withdraw) {
+      this.opts.routes.withdraw(prefix);
+      this.applied.delete(prefix);
+    }
+    if (!tablesOk) return desired;
     for (const r of announce) this.opts.routes.announce(r);
     this.applied = new Map(desired.routes);
     this.last = desired;
@@ -279,4 +288,17 @@ export class Controller extends EventEmitter<ControllerEvents> {
       });
     return desired;
   }
+}
+
+/** Resolves as `value` does, or rejects after `ms` (the value may be a plain non-promise). */
+function withTimeout(value: unknown, ms: number): Promise<unknown> {
+  if (!(value instanceof Promise)) return Promise.resolve(value);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the forwarder did not install its tables within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([value, timeout]).finally(() => clearTimeout(timer));
 }

@@ -204,7 +204,17 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
       tcpdumps.push(
         lab.spawn(
           mux,
-          ["tcpdump", "-n", "-l", "-i", "eth1", "-w", `${file}.pcap`, "ip or ip6"],
+          [
+            "tcpdump",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-i",
+            "eth1",
+            "-w",
+            `${file}.pcap`,
+            "ip or ip6",
+          ],
           `tcpdump-${mux}`,
         ),
       );

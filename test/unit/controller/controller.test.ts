@@ -328,6 +328,37 @@ describe("Controller with an asynchronous forwarder", () => {
   });
 });
 
+describe("Controller with a stalled forwarder", () => {
+  it("still withdraws when the forwarder never takes its tables (the control plane survives)", async () => {
+    const log: string[] = [];
+    let stalled = false;
+    let healthy = true;
+    const c = new Controller({
+      config: config(),
+      backendUp: () => true,
+      muxHealthy: () => healthy,
+      tableTimeoutMs: 50,
+      routes: { announce: (r) => log.push(`+${r.prefix}`), withdraw: (p) => log.push(`-${p}`) },
+      // A stalled worker: the install never completes.
+      tables: { apply: () => (stalled ? new Promise(() => {}) : undefined) },
+    });
+    const failures: string[] = [];
+    c.on("tablesFailed", (e) => failures.push(e.message));
+    await c.reconcile();
+    expect(log).toHaveLength(3);
+    stalled = true;
+    c.drainBackend("web/10.10.1.11"); // a table change the stalled forwarder never takes
+    healthy = false; // ...and its heartbeat stops
+    await c.reconcile();
+    expect(failures[0]).toMatch(/did not install its tables within 50 ms/);
+    expect(log.slice(3).sort()).toEqual([
+      "-20.20.20.100/32",
+      "-20.20.20.53/32",
+      "-2001:db8:f::100/128",
+    ]);
+  });
+});
+
 describe("HealthHub", () => {
   it("merges agent reports and turns a silent agent's DIPs down after agent-timeout", () => {
     let now = 0;
