@@ -1,7 +1,10 @@
 // Shared bits of the integration tests: paths, the CLI under test, leak checks.
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { listNetns } from "../../src/lab/runner.ts";
+import { pollUntil, type TestLab } from "../../src/lab/testing.ts";
 import { run } from "../../src/util/proc.ts";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -40,3 +43,70 @@ export async function processesMatching(needle: string): Promise<number[]> {
 }
 
 export const isRoot = process.getuid?.() === 0;
+
+/** What test/fixtures/dataplane-lab/streams.ts reports per snapshot. */
+export interface StreamsSnapshot {
+  open: number;
+  errors: string[];
+  replies: number[];
+  vms: string[];
+}
+
+/**
+ * COUNT long-lived TCP streams from the lab's client to ADDR:PORT (a TCP line echo that
+ * names its backend), waited for until all answer. `snapshot()` asks the client for its
+ * counters; `stop()` ends it.
+ */
+export async function openStreams(
+  lab: TestLab,
+  name: string,
+  addr: string,
+  port: number,
+  count: number,
+) {
+  const stop = join(lab.plan.dir, `${name}.stop`);
+  const streams = lab.spawn(
+    "client",
+    [
+      process.execPath,
+      fixture("dataplane-lab/streams.ts"),
+      addr,
+      String(port),
+      String(count),
+      "100",
+      stop,
+    ],
+    name,
+  );
+  const logFile = join(lab.plan.dir, `${name}.log`);
+  const snaps = () =>
+    (existsSync(logFile) ? readFileSync(logFile, "utf8") : "")
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as StreamsSnapshot);
+  const snapshot = async () => {
+    const n = snaps().length;
+    streams.kill("SIGUSR1");
+    return pollUntil(async () => snaps()[n], { timeoutMs: 5_000, what: `snapshot ${n}` });
+  };
+  try {
+    await pollUntil(
+      async () => existsSync(logFile) && readFileSync(logFile, "utf8").includes("started"),
+      {
+        timeoutMs: 10_000,
+        what: "the streams client",
+      },
+    );
+    const before = await pollUntil(
+      async () => {
+        const s = await snapshot();
+        return s.open === count && s.replies.every((r) => r > 2) ? s : undefined;
+      },
+      { timeoutMs: 30_000, what: `all ${count} streams answering` },
+    );
+    return { before, snapshot, stop: () => writeFileSync(stop, "") };
+  } catch (e) {
+    writeFileSync(stop, "");
+    throw e;
+  }
+}

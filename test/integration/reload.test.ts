@@ -1,12 +1,12 @@
 // Hot reload in the whole system (issue 9): a reload that adds a service, removes another
 // and changes a backend weight applies with zero BGP session resets (FRR's counters) and
 // zero broken connections of untouched services; an invalid reload changes nothing.
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fibNextHops, pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
 import { sleep } from "../../src/util/proc.ts";
-import { canonicalTopology, fixture, isRoot, repoRoot } from "./helpers.ts";
+import { canonicalTopology, fixture, isRoot, openStreams, repoRoot } from "./helpers.ts";
 
 const node = process.execPath;
 const cli = `${repoRoot}src/cli/main.ts`;
@@ -22,13 +22,6 @@ const NEW_SERVICE = `  - name: api
       - { dip: 10.10.2.21, host: 198.51.100.6 }
 
 `;
-
-interface Snapshot {
-  open: number;
-  errors: string[];
-  replies: number[];
-  vms: string[];
-}
 
 /** web's DIP 10.10.2.22 (vm22): absent at the start, added by the reload. */
 const WEB_VM22 = "      - { dip: 10.10.2.22, host: 198.51.100.6 }\n";
@@ -127,38 +120,8 @@ describe.skipIf(!isRoot)("hot reload", () => {
   });
 
   it("adds a service, removes another, changes a weight, adds a DIP: no session reset, no broken connection", async () => {
-    const stop = file("streams.stop");
-    const logFile = file("streams.log");
-    const streams = lab.spawn(
-      "client",
-      [node, fixture("dataplane-lab/streams.ts"), "20.20.20.100", "7", "100", "100", stop],
-      "streams",
-    );
-    const snaps = () =>
-      (existsSync(logFile) ? readFileSync(logFile, "utf8") : "")
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Snapshot);
-    const snapshot = async () => {
-      const n = snaps().length;
-      streams.kill("SIGUSR1");
-      return pollUntil(async () => snaps()[n], { timeoutMs: 5_000, what: `snapshot ${n}` });
-    };
+    const { before, snapshot, stop } = await openStreams(lab, "streams", "20.20.20.100", 7, 100);
     try {
-      await pollUntil(
-        async () => existsSync(logFile) && readFileSync(logFile, "utf8").includes("started"),
-        {
-          timeoutMs: 10_000,
-          what: "streams client",
-        },
-      );
-      const before = await pollUntil(
-        async () => {
-          const s = await snapshot();
-          return s.open === 100 && s.replies.every((r) => r > 2) ? s : undefined;
-        },
-        { timeoutMs: 30_000, what: "all streams answering" },
-      );
       const sessions = await frrCounters();
 
       for (const n of ["mux1", "mux2", "host1", "host2"])
@@ -189,6 +152,35 @@ describe.skipIf(!isRoot)("hot reload", () => {
       expect(
         status.backends.find((b) => b.service === "web6" && b.dip === "fd00:10:2::22")?.weight,
       ).toBe(3);
+      // The DIP added to web takes new connections once its host agent reports it healthy
+      // (the streams, established before, stay where they are).
+      await pollUntil(
+        async () => {
+          for (const m of ["mux1", "mux2"]) {
+            const st = JSON.parse(
+              await lab.must(m, [node, cli, "status", "--json", "-s", sock(m)]),
+            ) as {
+              backends: { service: string; dip: string; healthy: boolean | null }[];
+            };
+            if (
+              !st.backends.some((b) => b.service === "web" && b.dip === "10.10.2.22" && b.healthy)
+            )
+              return false;
+          }
+          return true;
+        },
+        { timeoutMs: 15_000, intervalMs: 300, what: "web/10.10.2.22 healthy on both MUXes" },
+      );
+      const spread = JSON.parse(
+        await lab.must("client", [
+          node,
+          fixture("system/spread.ts"),
+          "http://20.20.20.100/",
+          "200",
+          "10",
+        ]),
+      ) as { counts: Record<string, number> };
+      expect(spread.counts.vm22).toBeGreaterThan(0);
 
       await sleep(2_000);
       const after = await snapshot();
@@ -201,7 +193,7 @@ describe.skipIf(!isRoot)("hot reload", () => {
       // Zero BGP session resets: FRR counted no new connection and no drop.
       expect(await frrCounters()).toEqual(sessions);
     } finally {
-      writeFileSync(stop, "");
+      stop();
     }
   });
 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fibNextHops, pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
 import { run, sleep } from "../../src/util/proc.ts";
-import { canonicalTopology, fixture, isRoot, repoRoot } from "./helpers.ts";
+import { canonicalTopology, fixture, isRoot, openStreams, repoRoot } from "./helpers.ts";
 
 const node = process.execPath;
 const cli = `${repoRoot}src/cli/main.ts`;
@@ -17,13 +17,6 @@ const STICKY = "20.20.20.102";
 const V6 = "2001:db8:f::100";
 const BOTH = ["192.0.2.2", "192.0.2.6"];
 const sock = (mux: string) => `/run/vipmux/${mux}.sock`;
-
-interface Snapshot {
-  open: number;
-  errors: string[];
-  replies: number[];
-  vms: string[];
-}
 
 describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
   let lab: TestLab;
@@ -253,50 +246,12 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     expect(toVip).toBeGreaterThan(200);
   });
 
-  /** COUNT long-lived TCP streams from the client to the web VIP's echo port, all answering. */
-  async function openStreams(name: string, count: number) {
-    const stop = join(lab.plan.dir, `${name}.stop`);
-    const streams = lab.spawn(
-      "client",
-      [node, fixture("dataplane-lab/streams.ts"), V4, "7", String(count), "100", stop],
-      name,
-    );
-    const logFile = join(lab.plan.dir, `${name}.log`);
-    const snaps = () =>
-      (existsSync(logFile) ? readFileSync(logFile, "utf8") : "")
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Snapshot);
-    const snapshot = async () => {
-      const n = snaps().length;
-      streams.kill("SIGUSR1");
-      return pollUntil(async () => snaps()[n], { timeoutMs: 5_000, what: `snapshot ${n}` });
-    };
-    try {
-      await pollUntil(
-        async () => existsSync(logFile) && readFileSync(logFile, "utf8").includes("started"),
-        { timeoutMs: 10_000, what: "the streams client" },
-      );
-      const before = await pollUntil(
-        async () => {
-          const s = await snapshot();
-          return s.open === count && s.replies.every((r) => r > 2) ? s : undefined;
-        },
-        { timeoutMs: 30_000, what: `all ${count} streams answering` },
-      );
-      return { before, snapshot, stop: () => writeFileSync(stop, "") };
-    } catch (e) {
-      writeFileSync(stop, "");
-      throw e;
-    }
-  }
-
   /**
    * 200 long-lived TCP streams through both MUXes; `fail` takes mux1 away; afterwards every
    * stream is still open, answered by the same VM, with no reset.
    */
   async function survive(name: string, fail: () => Promise<void>, recover: () => Promise<void>) {
-    const { before, snapshot, stop } = await openStreams(name, 200);
+    const { before, snapshot, stop } = await openStreams(lab, name, V4, 7, 200);
     try {
       await fail();
       await waitHops(`${V4}/32`, ["192.0.2.6"], `edge rerouted to mux2 (${name})`, 15_000);
@@ -388,7 +343,7 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     // supervisor would restart a killed one at once.
     const vm12 = lab.node("vm12").netns;
     // Connections already open: those on the other DIPs must not notice.
-    const streams = await openStreams("dipstop", 100);
+    const streams = await openStreams(lab, "dipstop", V4, 7, 100);
     const stopRule = `table inet vipmux-test-stopped {
   chain input { type filter hook input priority 0; tcp dport 8080 reject with tcp reset; }
 }`;
