@@ -5,13 +5,6 @@
       "sources": ["native/vipmux_native.c", "native/packet_io.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "conditions": [["OS!='linux'", {"type": "none"}]]
-    },
-    {
-      "target_name": "vipmux_packet_io",
-      "sources": ["native/packet_io.c"],
-      "defines": ["VIPMUX_PACKET_IO_MODULE"],
-      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
-      "conditions": [["OS!='linux'", {"type": "none"}]]
     }
   ]
 }

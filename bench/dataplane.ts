@@ -320,10 +320,7 @@ async function orchestrate(seconds: number) {
     console.log("bench/dataplane: skipped (needs root for lab namespaces)");
     return;
   }
-  if (
-    !existsSync(`${root}build/Release/vipmux_native.node`) &&
-    !existsSync(`${root}build/Release/vipmux_packet_io.node`)
-  ) {
+  if (!existsSync(`${root}build/Release/vipmux_native.node`)) {
     console.log("bench/dataplane: skipped (native addon not built: npm exec node-gyp -- rebuild)");
     return;
   }

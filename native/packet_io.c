@@ -11,9 +11,8 @@
 // the environment that created it and is closed by an environment cleanup hook if that
 // environment (a worker) goes away first.
 //
-// Registration: `vipmux_packet_io_init(env, exports)` adds the functions to an exports
-// object. vipmux_native.c's NAPI_MODULE_INIT may call it; built with
-// VIPMUX_PACKET_IO_MODULE this file is its own addon (build/Release/vipmux_packet_io.node).
+// Registration: vipmux_native.c's NAPI_MODULE_INIT calls `vipmux_packet_io_init(env,
+// exports)`: one addon, build/Release/vipmux_native.node.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <arpa/inet.h>
@@ -35,32 +34,12 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "napi_util.h"
+
 // Largest batch one call handles (bounds the stack arrays below).
 #define PIO_MAX_BATCH 256
 // Transmit queue of the TUN device (kernel → reader), in packets.
 #define PIO_TUN_QLEN 2048
-
-#define PIO_CHECK(env, call)                                                                \
-  do {                                                                                      \
-    if ((call) != napi_ok) {                                                                \
-      napi_throw_error((env), "EINTERNAL", "N-API call failed: " #call);                    \
-      return NULL;                                                                          \
-    }                                                                                       \
-  } while (0)
-
-static napi_value pio_throw_errno(napi_env env, const char* syscall, int err) {
-  napi_value msg, error, num, sys;
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, NULL, msg, &error);
-  napi_create_int32(env, err, &num);
-  napi_set_named_property(env, error, "errno", num);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
-  napi_set_named_property(env, error, "syscall", sys);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static napi_value pio_int(napi_env env, int v) {
   napi_value out;
@@ -117,7 +96,7 @@ static int pio_link_up(const char* name, int mtu, int up) {
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ + 1] = "";
   size_t len = 0;
   int32_t mtu = 0;
@@ -128,7 +107,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return pio_throw_errno(env, "open(/dev/net/tun)", errno);
+  if (fd < 0) return throw_errno(env, "open(/dev/net/tun)", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
@@ -136,12 +115,12 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
     int err = errno;
     close(fd);
-    return pio_throw_errno(env, "ioctl(TUNSETIFF)", err);
+    return throw_errno(env, "ioctl(TUNSETIFF)", err);
   }
   int err = pio_link_up(ifr.ifr_name, mtu, 0);
   if (err) {
     close(fd);
-    return pio_throw_errno(env, "ioctl(SIOCSIFMTU)", err);
+    return throw_errno(env, "ioctl(SIOCSIFMTU)", err);
   }
   napi_value obj, nv;
   napi_create_object(env, &obj);
@@ -155,7 +134,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 static napi_value link_up(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ + 1] = "";
   size_t len = 0;
   if (argc < 1 ||
@@ -165,7 +144,7 @@ static napi_value link_up(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int err = pio_link_up(name, 0, 1);
-  if (err) return pio_throw_errno(env, "ioctl(SIOCSIFFLAGS)", err);
+  if (err) return throw_errno(env, "ioctl(SIOCSIFFLAGS)", err);
   return NULL;
 }
 
@@ -175,7 +154,7 @@ static napi_value link_up(napi_env env, napi_callback_info info) {
 static napi_value raw_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t family = 0, sndbuf = 0;
   if (argc < 2 || !pio_get_int(env, argv[0], &family) || !pio_get_int(env, argv[1], &sndbuf) ||
       (family != 4 && family != 6)) {
@@ -184,7 +163,7 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   }
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   IPPROTO_RAW);
-  if (fd < 0) return pio_throw_errno(env, "socket(SOCK_RAW)", errno);
+  if (fd < 0) return throw_errno(env, "socket(SOCK_RAW)", errno);
   if (sndbuf > 0) {
     // SO_SNDBUFFORCE ignores rmem_max when we have CAP_NET_ADMIN; fall back otherwise.
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
@@ -199,7 +178,7 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
 static napi_value packet_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ + 1] = "";
   size_t len = 0;
   int32_t rcvbuf = 0;
@@ -210,9 +189,9 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   unsigned idx = if_nametoindex(name);
-  if (!idx) return pio_throw_errno(env, "if_nametoindex", errno ? errno : ENODEV);
+  if (!idx) return throw_errno(env, "if_nametoindex", errno ? errno : ENODEV);
   int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
-  if (fd < 0) return pio_throw_errno(env, "socket(AF_PACKET)", errno);
+  if (fd < 0) return throw_errno(env, "socket(AF_PACKET)", errno);
   if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   // Our own VXLAN output leaves through this interface too: do not copy it back to us.
@@ -226,7 +205,7 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
   if (bind(fd, (struct sockaddr*)&sll, sizeof sll) != 0) {
     int err = errno;
     close(fd);
-    return pio_throw_errno(env, "bind(AF_PACKET)", err);
+    return throw_errno(env, "bind(AF_PACKET)", err);
   }
   return pio_int(env, fd);
 }
@@ -259,7 +238,7 @@ static uint8_t* pio_arena(napi_env env, napi_value* argv, int32_t* slot, int32_t
 static napi_value read_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, slot, max;
   int32_t* lens;
   if (argc < 5 || !pio_get_int(env, argv[0], &fd)) {
@@ -274,7 +253,7 @@ static napi_value read_batch(napi_env env, napi_callback_info info) {
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0) break;
-      return pio_throw_errno(env, "read", errno);
+      return throw_errno(env, "read", errno);
     }
     // TUN truncates silently: a read that fills the slot may have been cut.
     lens[i] = (int32_t)r == slot ? slot + 1 : (int32_t)r;
@@ -289,7 +268,7 @@ static napi_value read_batch(napi_env env, napi_callback_info info) {
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, slot, max;
   int32_t* lens;
   if (argc < 5 || !pio_get_int(env, argv[0], &fd)) {
@@ -316,7 +295,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return pio_int(env, 0);
-    return pio_throw_errno(env, "recvmmsg", errno);
+    return throw_errno(env, "recvmmsg", errno);
   }
   for (int i = 0; i < n; i++) {
     int32_t len = (int32_t)msgs[i].msg_len;
@@ -371,7 +350,7 @@ static int pio_send_all(int fd, struct mmsghdr* msgs, int n, int* last_err) {
 static napi_value send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd4, fd6, slot, count;
   int32_t* lens;
   void* res_data;
@@ -422,13 +401,13 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   if (argc < 1 || !pio_get_int(env, argv[0], &fd)) {
     napi_throw_type_error(env, "EINVAL", "closeFd(fd)");
     return NULL;
   }
-  if (fd >= 0 && close(fd) != 0) return pio_throw_errno(env, "close", errno);
+  if (fd >= 0 && close(fd) != 0) return throw_errno(env, "close", errno);
   return NULL;
 }
 
@@ -498,7 +477,7 @@ static void pio_poll_cleanup_hook(void* arg) { pio_poll_stop_now((pio_poll*)arg,
 static napi_value poll_start(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   napi_valuetype t;
   if (argc < 2 || !pio_get_int(env, argv[0], &fd) ||
@@ -507,15 +486,15 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uv_loop_t* loop;
-  PIO_CHECK(env, napi_get_uv_event_loop(env, &loop));
+  CHECK(env, napi_get_uv_event_loop(env, &loop));
   pio_poll* p = (pio_poll*)calloc(1, sizeof *p);
-  if (!p) return pio_throw_errno(env, "pollStart", ENOMEM);
+  if (!p) return throw_errno(env, "pollStart", ENOMEM);
   p->env = env;
   p->poll.data = p;
   int r = uv_poll_init(loop, &p->poll, fd);
   if (r != 0) {
     free(p);
-    return pio_throw_errno(env, "uv_poll_init", -r);
+    return throw_errno(env, "uv_poll_init", -r);
   }
   napi_value obj, resource_name;
   napi_create_object(env, &obj);
@@ -536,7 +515,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
 static napi_value poll_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  PIO_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void* data = NULL;
   if (argc < 1 || napi_remove_wrap(env, argv[0], &data) != napi_ok || !data) return NULL;
   pio_poll_stop_now((pio_poll*)data, 0);
@@ -565,7 +544,3 @@ napi_value vipmux_packet_io_init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "PACKET_IO_MAX_BATCH", max);
   return exports;
 }
-
-#ifdef VIPMUX_PACKET_IO_MODULE
-NAPI_MODULE_INIT() { return vipmux_packet_io_init(env, exports); }
-#endif

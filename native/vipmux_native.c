@@ -30,35 +30,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "napi_util.h"
+
 #ifndef IPV6_MINHOPCOUNT
 #define IPV6_MINHOPCOUNT 73
 #endif
 #ifndef IP_MINTTL
 #define IP_MINTTL 21
 #endif
-
-#define CHECK(env, call)                                                                    \
-  do {                                                                                      \
-    if ((call) != napi_ok) {                                                                \
-      napi_throw_error((env), "EINTERNAL", "N-API call failed: " #call);                    \
-      return NULL;                                                                          \
-    }                                                                                       \
-  } while (0)
-
-// Throws an Error carrying errno (the TypeScript wrapper turns errno into a code name).
-static napi_value throw_errno(napi_env env, const char* syscall, int err) {
-  napi_value msg, error, num, sys;
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, NULL, msg, &error);
-  napi_create_int32(env, err, &num);
-  napi_set_named_property(env, error, "errno", num);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
-  napi_set_named_property(env, error, "syscall", sys);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static int get_int(napi_env env, napi_value v, int32_t* out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
@@ -692,6 +671,8 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok)
     return NULL;
+  // The userspace engine's packet I/O lives in the same addon (native/packet_io.c).
+  if (vipmux_packet_io_init(env, exports) == NULL) return NULL;
   napi_value c;
   napi_create_object(env, &c);
   set_int(env, c, "SOL_SOCKET", SOL_SOCKET);

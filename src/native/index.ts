@@ -113,6 +113,11 @@ function raw(): RawAddon {
   return addon;
 }
 
+/** The loaded module itself: the packet I/O half reads its own functions from it. */
+export function rawAddon(): object {
+  return raw();
+}
+
 /** Linux values of the socket option levels and names; undefined without the addon. */
 export const constants: NativeConstants | undefined = addon?.constants;
 

@@ -2,12 +2,9 @@
 // sendmmsg, AF_PACKET with recvmmsg, and uv_poll readiness. Loaded with createRequire so it
 // loads in any worker_thread (the addon is context-aware).
 //
-// packet_io.c is compiled into build/Release/vipmux_native.node (when that addon's init
-// registers it) and into its own build/Release/vipmux_packet_io.node; the first that has
-// the functions wins.
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+// packet_io.c is part of the one native addon (build/Release/vipmux_native.node), loaded
+// by src/native/index.ts.
+import { addonPath, nativeAvailable, nativeLoadError, rawAddon } from "../../native/index.ts";
 
 export interface PacketIoAddon {
   tunOpen(name: string, mtu: number): { fd: number; name: string };
@@ -37,32 +34,16 @@ export interface NativeError extends Error {
   syscall?: string;
 }
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
-const candidates = [
-  `${root}build/Release/vipmux_native.node`,
-  `${root}build/Release/vipmux_packet_io.node`,
-];
-
 let cached: PacketIoAddon | undefined;
 
-/** Loads the addon (once per thread); throws with the paths tried when it is not built. */
+/** Loads the addon (once per thread); throws with the reason when it is not built. */
 export function packetIo(): PacketIoAddon {
   if (cached) return cached;
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const file of candidates) {
-    if (!existsSync(file)) {
-      tried.push(`${file} (missing)`);
-      continue;
-    }
-    const mod = require(file) as Partial<PacketIoAddon>;
-    if (typeof mod.tunOpen === "function") {
-      cached = mod as PacketIoAddon;
-      return cached;
-    }
-    tried.push(`${file} (no packet I/O functions)`);
-  }
-  throw new Error(
-    `vipmux packet I/O addon not available; build it with \`npm exec node-gyp -- rebuild\`. Tried: ${tried.join(", ")}`,
-  );
+  const mod = nativeAvailable() ? (rawAddon() as Partial<PacketIoAddon>) : undefined;
+  if (typeof mod?.tunOpen !== "function")
+    throw new Error(
+      `vipmux packet I/O addon not available (${addonPath}: ${nativeLoadError() ?? "no packet I/O functions"}); build it with npm install or node-gyp rebuild`,
+    );
+  cached = mod as PacketIoAddon;
+  return cached;
 }
