@@ -60,32 +60,28 @@ class RawSender {
   }
 }
 
-/** TUN: the kernel routes VIP traffic into the device; one read per packet, all per batch. */
-class TunPort implements PacketPort {
-  private readonly io: PacketIoAddon;
-  private readonly fd: number;
+/**
+ * A device port: one fd read in batches (how, the subclass says), VXLAN out through the
+ * raw sockets, readiness from a uv_poll on the fd.
+ */
+abstract class FdPort implements PacketPort {
+  protected readonly io: PacketIoAddon;
+  protected readonly fd: number;
   private readonly tx: RawSender;
   private poll: object | undefined;
-  readonly name: string;
-  constructor(name: string, mtu: number, bufferBytes: number) {
-    this.io = packetIo();
-    const t = this.io.tunOpen(name, mtu);
-    this.fd = t.fd;
-    this.name = t.name;
+  /** Takes ownership of `fd`: closed here if the sender cannot be opened. */
+  constructor(io: PacketIoAddon, fd: number, bufferBytes: number, setup: () => void = () => {}) {
+    this.io = io;
+    this.fd = fd;
     try {
-      // No IPv6 link-local address on the device: the kernel would otherwise send MLD
-      // reports and router solicitations into it, which the forwarder can only drop.
-      writeFileSync(`/proc/sys/net/ipv6/conf/${t.name}/addr_gen_mode`, "1");
-      this.io.linkUp(t.name);
-      this.tx = new RawSender(this.io, bufferBytes);
+      setup();
+      this.tx = new RawSender(io, bufferBytes);
     } catch (e) {
-      this.io.closeFd(this.fd);
+      io.closeFd(fd);
       throw e;
     }
   }
-  read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number {
-    return this.io.readBatch(this.fd, arena, slotSize, lens, max);
-  }
+  abstract read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number;
   send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
     this.tx.send(arena, slotSize, lens, count, result);
   }
@@ -100,36 +96,33 @@ class TunPort implements PacketPort {
   }
 }
 
+/** TUN: the kernel routes VIP traffic into the device; one read per packet, all per batch. */
+class TunPort extends FdPort {
+  readonly name: string;
+  constructor(name: string, mtu: number, bufferBytes: number) {
+    const io = packetIo();
+    const t = io.tunOpen(name, mtu);
+    super(io, t.fd, bufferBytes, () => {
+      // No IPv6 link-local address on the device: the kernel would otherwise send MLD
+      // reports and router solicitations into it, which the forwarder can only drop.
+      writeFileSync(`/proc/sys/net/ipv6/conf/${t.name}/addr_gen_mode`, "1");
+      io.linkUp(t.name);
+    });
+    this.name = t.name;
+  }
+  read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number {
+    return this.io.readBatch(this.fd, arena, slotSize, lens, max);
+  }
+}
+
 /** AF_PACKET on the uplink: recvmmsg, one syscall per batch. */
-class AfPacketPort implements PacketPort {
-  private readonly io: PacketIoAddon;
-  private readonly fd: number;
-  private readonly tx: RawSender;
-  private poll: object | undefined;
+class AfPacketPort extends FdPort {
   constructor(ifname: string, bufferBytes: number) {
-    this.io = packetIo();
-    this.fd = this.io.packetOpen(ifname, bufferBytes);
-    try {
-      this.tx = new RawSender(this.io, bufferBytes);
-    } catch (e) {
-      this.io.closeFd(this.fd);
-      throw e;
-    }
+    const io = packetIo();
+    super(io, io.packetOpen(ifname, bufferBytes), bufferBytes);
   }
   read(arena: Uint8Array, slotSize: number, lens: Int32Array, max: number): number {
     return this.io.recvBatch(this.fd, arena, slotSize, lens, max);
-  }
-  send(arena: Uint8Array, slotSize: number, lens: Int32Array, count: number, result: Int32Array) {
-    this.tx.send(arena, slotSize, lens, count, result);
-  }
-  start(cb: (errno: number) => void): void {
-    this.poll = this.io.pollStart(this.fd, cb);
-  }
-  close(): void {
-    if (this.poll) this.io.pollStop(this.poll);
-    this.poll = undefined;
-    this.io.closeFd(this.fd);
-    this.tx.close();
   }
 }
 
