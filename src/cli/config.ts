@@ -1,5 +1,6 @@
 // `vipmux validate FILE` and `vipmux config schema`.
 import type { Command } from "commander";
+import { kebabizeKeys } from "../config/camel.ts";
 import { configJsonSchema, formatConfigError, loadConfig } from "../config/index.ts";
 import { configReference } from "../config/reference.ts";
 
@@ -24,7 +25,9 @@ Example:
       if (opts.json) {
         console.log(
           JSON.stringify(
-            r.ok ? { valid: true, config: redact(r.value) } : { valid: false, errors: r.error },
+            r.ok
+              ? { valid: true, config: kebabizeKeys(redact(r.value)) }
+              : { valid: false, errors: r.error },
             null,
             2,
           ),

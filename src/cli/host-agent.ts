@@ -56,7 +56,7 @@ Examples:
           try {
             const desired = plan(cfg);
             for (const w of desired.warnings) log(`warning: ${w}`);
-            const r = await reconcile(kernel, desired, cfg.host["route-table"], log, {
+            const r = await reconcile(kernel, desired, cfg.host.routeTable, log, {
               dryRun: opts.dryRun === true,
             });
             log(
@@ -97,7 +97,7 @@ Examples:
     .action(async () => {
       // With --config, its route-table; otherwise the default one.
       const file = (cmd.opts() as { config?: string }).config;
-      const table = file ? load(file).host["route-table"] : DEFAULT_ROUTE_TABLE;
+      const table = file ? load(file).host.routeTable : DEFAULT_ROUTE_TABLE;
       const kernel = new Kernel();
       try {
         const r = await reconcile(kernel, emptyState(), table, log);

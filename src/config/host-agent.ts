@@ -5,10 +5,10 @@
 // with file:line:column, nothing thrown.
 import { isIPv6 } from "node:net";
 import { z } from "zod";
-import { DIP_MARK_MASK, dipMark } from "../hostagent/plan.ts";
-import { dipMacText } from "../lb/dip-mac.ts";
+import { DIP_MARK_MASK, dipMacText, dipMark } from "../lb/dip-mac.ts";
 import { parseMac } from "../packet/address.ts";
 import type { Result } from "../util/result.ts";
+import { camelizeKeys } from "./camel.ts";
 import { type ConfigError, parseYamlConfig, readConfigFile, resolveSecret } from "./load.ts";
 import { type Config, durationMs, ip, port, secret, serviceSchema } from "./schema.ts";
 import { checkSemantics, type SemanticIssue } from "./semantic.ts";
@@ -34,7 +34,7 @@ const routeTable = z
   .max(4_294_967_295)
   .refine((t) => t < 253 || t > 255, "tables 253-255 are the kernel's default, main and local");
 
-export const hostAgentConfigSchema = z
+export const hostAgentFileSchema = z
   .strictObject({
     node: z.strictObject({ name: z.string().min(1) }),
     host: z.strictObject({
@@ -89,6 +89,9 @@ export const hostAgentConfigSchema = z
   })
   .describe("vipmux host agent configuration");
 
+/** The file, validated, as the typed config (camelCase keys, see camel.ts). */
+export const hostAgentConfigSchema = hostAgentFileSchema.transform(camelizeKeys);
+
 export type HostAgentConfig = z.output<typeof hostAgentConfigSchema>;
 
 export function loadHostAgentConfig(
@@ -127,7 +130,7 @@ export function checkHostAgentSemantics(
   } as unknown as Config);
   cfg.services.forEach((s, si) => {
     const local = s.backends.map((b, bi) => ({ b, bi })).filter(({ b }) => b.host === cfg.host.pa);
-    const floating = local.filter(({ b }) => b["floating-ip"]);
+    const floating = local.filter(({ b }) => b.floatingIp);
     if (floating.length > 0 && floating.length < local.length)
       issues.push({
         path: ["services", si, "backends", floating[0]!.bi, "floating-ip"],
@@ -141,7 +144,7 @@ export function checkHostAgentSemantics(
         });
   });
   issues.push(...dipMacIssues(cfg));
-  if ((cfg.host["dsr-mark"] & DIP_MARK_MASK) >>> 0 !== 0)
+  if ((cfg.host.dsrMark & DIP_MARK_MASK) >>> 0 !== 0)
     issues.push({
       path: ["host", "dsr-mark"],
       message: `must not overlap the DIP mark bits 0x${DIP_MARK_MASK.toString(16).padStart(8, "0")} (the MUX's DIP choice)`,
@@ -152,7 +155,7 @@ export function checkHostAgentSemantics(
   }
   if (cfg.host.gateway !== undefined && isIPv6(cfg.host.gateway))
     issues.push({ path: ["host", "gateway"], message: "must be an IPv4 address (see gateway-v6)" });
-  if (cfg.host["gateway-v6"] !== undefined && !isIPv6(cfg.host["gateway-v6"]))
+  if (cfg.host.gatewayV6 !== undefined && !isIPv6(cfg.host.gatewayV6))
     issues.push({ path: ["host", "gateway-v6"], message: "must be an IPv6 address" });
   return issues;
 }
@@ -176,7 +179,7 @@ function dipMacIssues(cfg: HostAgentConfig): SemanticIssue[] {
         return; // not an address: the schema reported it
       }
       const path = ["services", si, "backends", bi, "dip"];
-      if (mac === cfg.host["inner-mac"]) {
+      if (mac === cfg.host.innerMac) {
         issues.push({
           path,
           message: `DIP ${b.dip}'s inner MAC ${mac} is host.inner-mac (the VXLAN device's own): choose another inner-mac`,

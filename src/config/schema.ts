@@ -1,8 +1,10 @@
-// The one schema of vipmux's YAML config. Field names are the config's (kebab-case);
-// parsing yields the typed Config the controller uses. Semantic rules that span fields
+// The one schema of vipmux's YAML config. Field names are the config's (kebab-case), so
+// errors and the JSON Schema name what users wrote; parsing maps them once to the typed,
+// camelCase Config the rest of the code uses (camel.ts). Semantic rules that span fields
 // (duplicate VIPs, VNI conflicts, ...) live in semantic.ts; both report through load.ts.
 import { isIP, isIPv4 } from "node:net";
 import { z } from "zod";
+import { camelizeKeys } from "./camel.ts";
 import { parseDurationMs } from "./duration.ts";
 
 export const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
@@ -191,7 +193,8 @@ export const serviceSchema = z.strictObject({
   backends: z.array(backend).min(1),
 });
 
-export const configSchema = z
+/** The file as written (kebab-case keys, defaults filled in). */
+export const configFileSchema = z
   .strictObject({
     node: z.strictObject({
       name: z.string().min(1).describe("this MUX's name (logs, health stream)"),
@@ -288,6 +291,9 @@ export const configSchema = z
   })
   .describe("vipmux MUX configuration");
 
+/** The file, validated, as the typed Config (camelCase keys). */
+export const configSchema = configFileSchema.transform(camelizeKeys);
+
 export type Config = z.output<typeof configSchema>;
 export type ServiceConfig = Config["services"][number];
 export type PeerConfig = Config["bgp"]["peers"][number];
@@ -295,5 +301,5 @@ export type BackendConfig = ServiceConfig["backends"][number];
 
 /** JSON Schema of the config file (what users write: defaults are optional). */
 export function configJsonSchema(): object {
-  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+  return z.toJSONSchema(configFileSchema, { io: "input", unrepresentable: "any" });
 }

@@ -16,12 +16,9 @@ interface PortSpan {
   last: number;
 }
 
-function span(p: {
-  port?: number | undefined;
-  "port-range"?: string | undefined;
-}): [number, number] {
+function span(p: { port?: number | undefined; portRange?: string | undefined }): [number, number] {
   if (p.port !== undefined) return [p.port, p.port];
-  const [a, b] = (p["port-range"] ?? "0-0").split("-").map(Number);
+  const [a, b] = (p.portRange ?? "0-0").split("-").map(Number);
   return [a ?? 0, b ?? 0];
 }
 
@@ -52,13 +49,13 @@ export function checkSemantics(cfg: Config): SemanticIssue[] {
     const v6 = isIPv6(s.vip);
     s.ports.forEach((p, pi) => {
       const [first, last] = span(p);
-      if (p["port-range"] !== undefined) {
+      if (p.portRange !== undefined) {
         if (first < 1 || last > 65535 || first > last)
           add(
             [...base, "ports", pi, "port-range"],
-            `port range ${p["port-range"]} must be FIRST-LAST within 1-65535, FIRST <= LAST`,
+            `port range ${p.portRange} must be FIRST-LAST within 1-65535, FIRST <= LAST`,
           );
-        if (p["backend-port"] !== undefined)
+        if (p.backendPort !== undefined)
           add(
             [...base, "ports", pi, "backend-port"],
             "backend-port cannot be combined with port-range (ranges keep their ports)",
@@ -88,10 +85,10 @@ export function checkSemantics(cfg: Config): SemanticIssue[] {
       spansByVip.set(s.vip, list);
     });
 
-    if (s["min-healthy"] > s.backends.length)
+    if (s.minHealthy > s.backends.length)
       add(
         [...base, "min-healthy"],
-        `min-healthy ${s["min-healthy"]} exceeds the number of backends (${s.backends.length}): the VIP could never be announced`,
+        `min-healthy ${s.minHealthy} exceeds the number of backends (${s.backends.length}): the VIP could never be announced`,
       );
 
     const dips = new Map<string, number>();
@@ -101,7 +98,7 @@ export function checkSemantics(cfg: Config): SemanticIssue[] {
       if (dup !== undefined)
         add([...bpath, "dip"], `duplicate backend ${b.dip} (also backends.${dup})`);
       dips.set(b.dip, bi);
-      if (!b["floating-ip"] && isIPv6(b.dip) !== v6)
+      if (!b.floatingIp && isIPv6(b.dip) !== v6)
         add(
           [...bpath, "dip"],
           `DIP ${b.dip} and VIP ${s.vip} are of different families (NAT needs the same family)`,
@@ -128,8 +125,8 @@ export function checkSemantics(cfg: Config): SemanticIssue[] {
 
     if (v6) {
       const hasV6NextHop =
-        cfg.bgp["next-hop-v6"] !== undefined ||
-        cfg.bgp.peers.every((p) => p.export["next-hop-v6"] !== undefined || isIPv6(p.address));
+        cfg.bgp.nextHopV6 !== undefined ||
+        cfg.bgp.peers.every((p) => p.export.nextHopV6 !== undefined || isIPv6(p.address));
       if (!hasV6NextHop)
         add(
           [...base, "vip"],

@@ -23,8 +23,8 @@ export function dampingConfig(config: Config): DampingConfig {
     penalty: d.penalty,
     suppress: d.suppress,
     reuse: d.reuse,
-    halfLifeMs: d["half-life"],
-    maxSuppressMs: d["max-suppress"],
+    halfLifeMs: d.halfLife,
+    maxSuppressMs: d.maxSuppress,
   };
 }
 
@@ -198,7 +198,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     if (!this.healthy) {
       this.recoveredAt ??= now;
       // Hold-down: a MUX that just recovered waits before attracting traffic again.
-      if (now - this.recoveredAt < this.config.health["hold-down"]) return false;
+      if (now - this.recoveredAt < this.config.health.holdDown) return false;
       this.healthy = true;
       this.recoveredAt = undefined;
       this.emit("muxHealth", true);
@@ -217,7 +217,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     for (const s of desired.services) {
       const prefix = vipPrefix(s.vip);
       const svc = this.config.services.find((c) => c.name === s.name);
-      const ok = !!svc && svc.enabled && s.healthy >= svc["min-healthy"];
+      const ok = !!svc && svc.enabled && s.healthy >= svc.minHealthy;
       eligible.set(prefix, (eligible.get(prefix) ?? false) || ok);
     }
     this.damping.retain(new Set(eligible.keys()));

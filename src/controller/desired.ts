@@ -59,7 +59,7 @@ export function servicePorts(s: ServiceConfig): ServicePort[] {
   for (const p of s.ports) {
     if (p.port !== undefined) out.push({ protocol: p.protocol, port: p.port });
     else {
-      const [a, b] = (p["port-range"] ?? "").split("-").map(Number);
+      const [a, b] = (p.portRange ?? "").split("-").map(Number);
       for (let port = a ?? 0; port <= (b ?? -1); port++) out.push({ protocol: p.protocol, port });
     }
   }
@@ -89,8 +89,8 @@ export function computeDesired(input: DesiredInput): Desired {
       const serviceDrain = admin.serviceDrains.get(s.name);
       if (!s.enabled) reason = "disabled in config";
       else if (!input.muxHealthy) reason = "MUX unhealthy";
-      else if (healthy < s["min-healthy"])
-        reason = `${healthy} healthy < min-healthy ${s["min-healthy"]}`;
+      else if (healthy < s.minHealthy)
+        reason = `${healthy} healthy < min-healthy ${s.minHealthy}`;
       else if (admin.muxDrainSinceMs !== undefined && nowMs - admin.muxDrainSinceMs >= drainWait)
         reason = "MUX drained";
       else if (serviceDrain !== undefined && nowMs - serviceDrain >= drainWait)
@@ -132,7 +132,7 @@ export function computeDesired(input: DesiredInput): Desired {
         ports: servicePorts(s),
         distribution: s.distribution,
         vni: s.vni,
-        maglevSize: config.dataplane["maglev-table-size"],
+        maglevSize: config.dataplane.maglevTableSize,
         backends,
       };
     }),

@@ -59,32 +59,32 @@ export function speakerOptions(cfg: Config): ConstructorParameters<typeof Speake
       asn: p.asn,
       ...(p.description ? { name: p.description } : {}),
       port: p.port,
-      ...(p["local-address"] ? { localAddress: p["local-address"] } : {}),
+      ...(p.localAddress ? { localAddress: p.localAddress } : {}),
       passive: p.passive,
-      holdTimeSec: p["hold-time"],
-      connectRetryMs: p["connect-retry"],
+      holdTimeSec: p.holdTime,
+      connectRetryMs: p.connectRetry,
       ...(password?.ok ? { md5Password: password.value } : {}),
-      ...(p["multihop-ttl"] !== undefined ? { multihopTtl: p["multihop-ttl"] } : {}),
-      ...(p["ttl-security"] ? { gtsmHops: 1 } : {}),
+      ...(p.multihopTtl !== undefined ? { multihopTtl: p.multihopTtl } : {}),
+      ...(p.ttlSecurity ? { gtsmHops: 1 } : {}),
       export: {
         ...(allow ? { allow } : {}),
         ...(p.export.med !== undefined ? { med: p.export.med } : {}),
-        prepend: p.export["as-path-prepend"],
+        prepend: p.export.asPathPrepend,
         communities: p.export.communities,
-        largeCommunities: p.export["large-communities"],
-        ...(p.export["next-hop"] ? { nextHop: p.export["next-hop"] } : {}),
-        ...(p.export["next-hop-v6"] ? { nextHop6: p.export["next-hop-v6"] } : {}),
+        largeCommunities: p.export.largeCommunities,
+        ...(p.export.nextHop ? { nextHop: p.export.nextHop } : {}),
+        ...(p.export.nextHopV6 ? { nextHop6: p.export.nextHopV6 } : {}),
       },
     };
   });
   return {
     asn: cfg.bgp.asn,
-    routerId: cfg.node["router-id"],
+    routerId: cfg.node.routerId,
     // Listen only when a peer waits for us to be connected to (passive): otherwise the MUX
     // connects out and port 179 stays free for a router on the same host.
     listen: cfg.bgp.peers.some((p) => p.passive) ? { host: "::", port: 179 } : false,
-    ...(cfg.bgp["next-hop-v6"] ? { nextHop6: cfg.bgp["next-hop-v6"] } : {}),
-    coalesceMs: cfg.bgp["coalesce-ms"],
+    ...(cfg.bgp.nextHopV6 ? { nextHop6: cfg.bgp.nextHopV6 } : {}),
+    coalesceMs: cfg.bgp.coalesceMs,
     peers,
   };
 }
@@ -268,8 +268,8 @@ export class MuxDaemon {
     for (const p of wanted) {
       await bfd.addPeer({
         peer: p.address,
-        ...(p["local-address"] ? { local: p["local-address"] } : {}),
-        intervalMs: p.bfd!["interval-ms"],
+        ...(p.localAddress ? { local: p.localAddress } : {}),
+        intervalMs: p.bfd!.intervalMs,
         multiplier: p.bfd!.multiplier,
         passive: p.bfd!.passive,
       });

@@ -14,13 +14,13 @@ export function userspaceDataplane(
   const d = config.dataplane;
   if (d.io === "packet" && !d.interface)
     throw new Error("dataplane.io: packet needs dataplane.interface");
-  const localV6 = d["source-v6"] ?? config.bgp["next-hop-v6"];
+  const localV6 = d.sourceV6 ?? config.bgp.nextHopV6;
   const engine = new Dataplane({
     io: d.io === "packet" ? { kind: "packet", interface: d.interface! } : { kind: "tun" },
-    localV4: d["source-v4"] ?? config.node["router-id"],
+    localV4: d.sourceV4 ?? config.node.routerId,
     ...(localV6 ? { localV6 } : {}),
-    vxlanPort: d["vxlan-port"],
-    flowTableSize: d["flow-table-size"],
+    vxlanPort: d.vxlanPort,
+    flowTableSize: d.flowTableSize,
     log: (line) => log("info", line),
     // A dead worker is a MUX that cannot forward: its heartbeat stops, so the controller
     // withdraws every VIP; nothing else to do here but say it.

@@ -51,14 +51,14 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
   } else {
     io = { kind: "tun", ...(opts.tunName ? { name: opts.tunName } : {}) };
   }
-  const localV4 = opts.localV4 ?? config.dataplane["source-v4"] ?? config.node["router-id"];
-  const localV6 = opts.localV6 ?? config.dataplane["source-v6"] ?? config.bgp["next-hop-v6"];
+  const localV4 = opts.localV4 ?? config.dataplane.sourceV4 ?? config.node.routerId;
+  const localV6 = opts.localV6 ?? config.dataplane.sourceV6 ?? config.bgp.nextHopV6;
   const dp = new Dataplane({
     io,
     localV4,
     ...(localV6 ? { localV6 } : {}),
-    vxlanPort: config.dataplane["vxlan-port"],
-    flowTableSize: config.dataplane["flow-table-size"],
+    vxlanPort: config.dataplane.vxlanPort,
+    flowTableSize: config.dataplane.flowTableSize,
     ...(opts.deviceMac ? { perDipMac: false } : {}),
     log,
     // Standalone, a dead worker ends the process (non-zero) so its supervisor sees it.
@@ -153,17 +153,22 @@ export async function runEngineMain(argv: string[]): Promise<number> {
     console.error(`--io: ${values.io} is not tun or packet`);
     return 2;
   }
+  // Command-line flags keep their kebab-case names; destructured once here.
+  const {
+    "local-v4": localV4,
+    "local-v6": localV6,
+    "device-mac": deviceMac,
+    "counters-interval": countersInterval,
+  } = values;
   const stop = await runEngine({
     config: values.config,
     ...(values.io ? { io: values.io as "tun" | "packet" } : {}),
-    ...(values["local-v4"] ? { localV4: values["local-v4"] } : {}),
-    ...(values["local-v6"] ? { localV6: values["local-v6"] } : {}),
+    ...(localV4 ? { localV4 } : {}),
+    ...(localV6 ? { localV6 } : {}),
     ...(values.tun ? { tunName: values.tun } : {}),
-    ...(values["device-mac"] ? { deviceMac: true } : {}),
+    ...(deviceMac ? { deviceMac: true } : {}),
     ...(values.counters ? { counters: values.counters } : {}),
-    ...(values["counters-interval"]
-      ? { countersIntervalMs: Number(values["counters-interval"]) }
-      : {}),
+    ...(countersInterval ? { countersIntervalMs: Number(countersInterval) } : {}),
   });
   await new Promise<void>((resolve) => {
     const done = () => resolve();

@@ -62,7 +62,7 @@ function portsOf(svc: ServiceConfig): ServicePort[] {
       out.push({ protocol: p.protocol, port: p.port });
       continue;
     }
-    const [first, last] = (p["port-range"] ?? "").split("-").map(Number);
+    const [first, last] = (p.portRange ?? "").split("-").map(Number);
     if (first === undefined || last === undefined) continue;
     for (let port = first; port <= last; port++) out.push({ protocol: p.protocol, port });
   }
@@ -89,7 +89,7 @@ export function serviceModelFromConfig(
       ports: portsOf(s),
       distribution: s.distribution,
       vni: s.vni,
-      maglevSize: config.dataplane["maglev-table-size"],
+      maglevSize: config.dataplane.maglevTableSize,
       backends: s.backends.map((b) => ({
         dip: b.dip,
         host: b.host,

@@ -44,7 +44,7 @@ export class HealthHub extends EventEmitter<HubEvents> {
 
   /** Applies a (new) config: which backends exist and where their health comes from. */
   sync(config: Config): void {
-    this.agentTimeoutMs = config.health["agent-timeout"];
+    this.agentTimeoutMs = config.health.agentTimeout;
     const next = new Map<string, BackendSource>();
     for (const s of config.services) {
       // health: none means always up (computeDesired); nobody reports on it.

@@ -11,9 +11,9 @@ export function probePort(s: ServiceConfig): number | undefined {
   if (s.health.port !== undefined) return s.health.port;
   const first = s.ports[0];
   if (!first) return undefined;
-  if (first["backend-port"] !== undefined) return first["backend-port"];
+  if (first.backendPort !== undefined) return first.backendPort;
   if (first.port !== undefined) return first.port;
-  return Number(first["port-range"]?.split("-")[0]);
+  return Number(first.portRange?.split("-")[0]);
 }
 
 /** Targets for the backends `select` accepts (a host agent: its own; a MUX: health.from mux). */
@@ -35,7 +35,7 @@ export function probeTargets(
           break;
         case "http":
         case "https": {
-          const [statusMin, statusMax] = parseStatusRange(h["expect-status"]);
+          const [statusMin, statusMax] = parseStatusRange(h.expectStatus);
           spec = {
             type: h.type,
             address: b.dip,
@@ -43,7 +43,7 @@ export function probeTargets(
             path: h.path,
             statusMin,
             statusMax,
-            ...(h["expect-body"] !== undefined ? { expectBody: h["expect-body"] } : {}),
+            ...(h.expectBody !== undefined ? { expectBody: h.expectBody } : {}),
             timeoutMs: h.timeout,
           };
           break;

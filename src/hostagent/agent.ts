@@ -79,7 +79,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
         // Said once, and again when they change, not on every timer tick.
         if (warnings.join("\n") !== lastWarnings) for (const w of warnings) log(`warning: ${w}`);
         lastWarnings = warnings.join("\n");
-        const r = await reconcile(kernel, desired, cfg.host["route-table"], log);
+        const r = await reconcile(kernel, desired, cfg.host.routeTable, log);
         if (r.actions.length > 0 || why !== "timer")
           log(
             `reconciled (${why}): ${desired.tables.filter((t) => t.table.startsWith(TABLE_PREFIX)).length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
@@ -163,7 +163,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   await running;
   if (opts.cleanupOnExit) {
     log(`${sig}: removing the agent's kernel state`);
-    await reconcile(kernel, emptyState(), cfg.host["route-table"], log);
+    await reconcile(kernel, emptyState(), cfg.host.routeTable, log);
   } else {
     log(`${sig}: leaving the kernel state in place (flows keep going; cleanup removes it)`);
   }

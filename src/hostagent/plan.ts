@@ -38,7 +38,7 @@ import { createHash } from "node:crypto";
 import { isIPv6 } from "node:net";
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import type { ServiceConfig } from "../config/schema.ts";
-import { dipMac, dipMacText } from "../lb/dip-mac.ts";
+import { DIP_MARK_FLAG, DIP_MARK_MASK, dipMac, dipMacText, dipMark } from "../lb/dip-mac.ts";
 
 export const LINK_PREFIX = "vmx-";
 /** Every nftables table the agent owns starts with this; nothing else is ever touched. */
@@ -49,22 +49,6 @@ export const VNI_TABLE_PREFIX = "vipmux-vni-";
 export const HOST_TABLE = "vipmux-host";
 /** Fixed jhash seed: a host picks the same DIP for a flow across agent restarts. */
 export const JHASH_SEED = 0x766d7578;
-
-/**
- * Packet-mark bits that carry the MUX's DIP choice from the netdev ingress chain to the
- * DNAT rules and policy rules: bit 24 says "a DIP was chosen", bits 0-23 are the last
- * three bytes of `dipMac(DIP)` (the IPv4 DIP's last three octets; 24 bits of the IPv6
- * hash). `host.dsr-mark` must not overlap them; two local DIPs of one VNI must not share
- * them (the config loader refuses both).
- */
-export const DIP_MARK_MASK = 0x01ffffff;
-export const DIP_MARK_FLAG = 0x01000000;
-
-/** The mark (and, for floating IP, the routing table) of a DIP chosen by the MUX. */
-export function dipMark(dip: string): number {
-  const m = dipMac(dip);
-  return (DIP_MARK_FLAG | (m[3]! << 16) | (m[4]! << 8) | m[5]!) >>> 0;
-}
 
 /** A floating DIP's routing table is numbered by its mark: tables the agent owns. */
 export const isDipTable = (t: number) => (t & ~0x00ffffff) >>> 0 === DIP_MARK_FLAG;
@@ -173,8 +157,8 @@ export const tableFamily = (name: string): "inet" | "netdev" =>
 export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Set()): DesiredState {
   const pa = cfg.host.pa;
   const gw4 = cfg.host.gateway;
-  const gw6 = cfg.host["gateway-v6"];
-  const mark = cfg.host["dsr-mark"];
+  const gw6 = cfg.host.gatewayV6;
+  const mark = cfg.host.dsrMark;
   const links = new Map<number, VxlanLinkSpec>();
   const tables: ServiceTableSpec[] = [];
   const floating = new Map<string, { vni: Set<number>; dips: Set<string>; services: string[] }>();
@@ -198,12 +182,12 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
       name: dev,
       vni: s.vni,
       local: pa,
-      port: cfg.host["vxlan-port"],
-      mac: cfg.host["inner-mac"],
+      port: cfg.host.vxlanPort,
+      mac: cfg.host.innerMac,
     });
     if (isIPv6(s.vip)) v6 = true;
     else v4 = true;
-    const isFloating = local.every((b) => b["floating-ip"]);
+    const isFloating = local.every((b) => b.floatingIp);
     if (isFloating) {
       const f = floating.get(s.vip) ?? { vni: new Set(), dips: new Set(), services: [] };
       f.vni.add(s.vni);
@@ -215,8 +199,8 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
     tables.push(serviceTable(s, dev, local, isFloating, dsr ? mark : undefined));
   }
 
-  const table = cfg.host["route-table"];
-  const priority = cfg.host["rule-priority"];
+  const table = cfg.host.routeTable;
+  const priority = cfg.host.rulePriority;
   const routes: RouteSpec[] = [];
   const rules: RuleSpec[] = [];
   for (const [vip, f] of [...floating].sort((a, b) => cmp(a[0], b[0]))) {
@@ -330,7 +314,7 @@ function serviceTable(
     const [first, last] =
       p.port !== undefined
         ? [p.port, p.port]
-        : (p["port-range"]!.split("-").map(Number) as [number, number]);
+        : (p.portRange!.split("-").map(Number) as [number, number]);
     endpoints.push({ protocol: p.protocol, vip: s.vip, first, last });
     const dport = first === last ? `${first}` : `${first}-${last}`;
     const match = `iifname "${dev}" ${fam} daddr ${s.vip} ${p.protocol} dport ${dport}`;
@@ -345,7 +329,7 @@ function serviceTable(
       rules.push(`${match} counter drop ${note}`);
       continue;
     }
-    const bport = p["backend-port"] ?? (first === last ? first : undefined);
+    const bport = p.backendPort ?? (first === last ? first : undefined);
     const portSuffix = bport === undefined ? "" : `:${bport}`;
     const addr = (a: string) => (fam === "ip6" ? `[${a}]` : a);
     // The mark is set with the NAT binding, i.e. on the flow's first packet only.

@@ -49,3 +49,19 @@ export function dipMac(dip: string | Uint8Array): Uint8Array {
 export function dipMacText(dip: string | Uint8Array): string {
   return [...dipMac(dip)].map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
+
+/**
+ * Packet-mark bits that carry the MUX's DIP choice from the netdev ingress chain to the
+ * DNAT rules and policy rules: bit 24 says "a DIP was chosen", bits 0-23 are the last
+ * three bytes of `dipMac(DIP)` (the IPv4 DIP's last three octets; 24 bits of the IPv6
+ * hash). `host.dsr-mark` must not overlap them; two local DIPs of one VNI must not share
+ * them (the config loader refuses both).
+ */
+export const DIP_MARK_MASK = 0x01ffffff;
+export const DIP_MARK_FLAG = 0x01000000;
+
+/** The mark (and, for floating IP, the routing table) of a DIP chosen by the MUX. */
+export function dipMark(dip: string): number {
+  const m = dipMac(dip);
+  return (DIP_MARK_FLAG | (m[3]! << 16) | (m[4]! << 8) | m[5]!) >>> 0;
+}

@@ -77,6 +77,10 @@ describe("vipmux CLI", () => {
     expect(out.valid).toBe(true);
     expect(out.config.bgp.peers[0]?.password).toBe("<redacted>");
     expect(good.stdout).not.toContain("VIPMUX_EDGE1_MD5");
+    // The normalized config names fields as the YAML does, never the internal camelCase.
+    expect(good.stdout).toContain('"router-id"');
+    expect(good.stdout).toContain('"min-healthy"');
+    expect(good.stdout).not.toMatch(/"[a-z]+[A-Z][a-zA-Z]*":/);
   });
 
   it("config schema prints the whole JSON Schema", () => {

@@ -166,17 +166,17 @@ services:
     const c = r.value;
     expect(c.bgp.peers[0]).toMatchObject({
       port: 179,
-      "hold-time": 9,
+      holdTime: 9,
       passive: false,
-      "connect-retry": 5000,
+      connectRetry: 5000,
     });
-    expect(c.bgp["coalesce-ms"]).toBe(5);
+    expect(c.bgp.coalesceMs).toBe(5);
     expect(c.dataplane).toEqual({
       engine: "userspace",
       io: "tun",
-      "vxlan-port": 4789,
-      "flow-table-size": 1_000_000,
-      "maglev-table-size": 65_537,
+      vxlanPort: 4789,
+      flowTableSize: 1_000_000,
+      maglevTableSize: 65_537,
     });
     expect(c.services[0]?.health).toMatchObject({
       interval: 2000,
@@ -187,14 +187,14 @@ services:
     });
     expect(c.services[0]).toMatchObject({
       distribution: "5-tuple",
-      "min-healthy": 1,
+      minHealthy: 1,
       enabled: true,
     });
     expect(c.services[0]?.backends[0]).toEqual({
       dip: "10.0.0.1",
       host: "198.51.100.2",
       weight: 1,
-      "floating-ip": false,
+      floatingIp: false,
     });
   });
 

@@ -16,14 +16,8 @@ import {
   ruleKey,
 } from "../../../src/hostagent/diff.ts";
 import { formatMultipath, parseMultipath } from "../../../src/hostagent/kernel.ts";
-import {
-  type DesiredState,
-  DIP_MARK_MASK,
-  dipMark,
-  isDipTable,
-  isOwnLinkName,
-  plan,
-} from "../../../src/hostagent/plan.ts";
+import { type DesiredState, isDipTable, isOwnLinkName, plan } from "../../../src/hostagent/plan.ts";
+import { DIP_MARK_MASK, dipMark } from "../../../src/lb/dip-mac.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 
