@@ -1,6 +1,6 @@
-// The descriptor entries of the path attribute table (see attributes.ts): per type code,
-// the required flags, the RFC 7606 approach for a malformed instance, and the decode,
-// encode and format hooks.
+// The descriptor entries of the path attribute table (attributes.ts; their type is in
+// attribute-types.ts): per type code, the required flags, the RFC 7606 approach for a
+// malformed instance, and the decode, encode and format hooks.
 
 import {
   as4PathFor,
@@ -10,7 +10,7 @@ import {
   hasConfedSegments,
   needsAs4,
 } from "./as-path.ts";
-import type { Aggregator, AttrDescriptor, LargeCommunity } from "./attributes.ts";
+import type { Aggregator, AttrDescriptor, LargeCommunity } from "./attribute-types.ts";
 import { AS_TRANS, AttrCode, AttrFlag, type OriginCode } from "./constants.ts";
 import { decodeMpReach, decodeMpUnreach, encodeMpReach, encodeMpUnreach } from "./mp.ts";
 import { discard } from "./outcome.ts";

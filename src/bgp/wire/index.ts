@@ -6,7 +6,8 @@
 //   open.ts          OPEN, RFC 9072 extended parameters, negotiate() -> codec contexts
 //   capabilities.ts  RFC 5492 capabilities (unknown ones kept)
 //   update.ts        UPDATE decode (RFC 7606) and encode, End-of-RIB, routeChanges()
-//   attributes.ts    the attribute table and types; attribute-codecs.ts its entries
+//   attributes.ts    the attribute table; attribute-codecs.ts its entries,
+//                    attribute-types.ts the types both use
 //   as-path.ts       AS_PATH segments and RFC 6793 AS4_PATH reconciliation
 //   mp.ts            MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760, RFC 2545, RFC 8950)
 //   nlri.ts          prefix encoding, add-path (RFC 7911)
