@@ -1,6 +1,7 @@
 // Stream reassembly (node-postgres `parser.ts` shape): feed TCP chunks of any size, pull
 // complete messages. Header checks are RFC 4271 §6.1, with the exact NOTIFICATION to send.
 
+import { err, ok, type Result } from "../../util/result.ts";
 import {
   ErrorCode,
   HEADER_LENGTH,
@@ -20,7 +21,7 @@ export interface Frame {
   readonly body: Uint8Array;
 }
 
-export type FrameResult = { ok: true; value: Frame } | { ok: false; error: SessionReset };
+export type FrameResult = Result<Frame, SessionReset>;
 
 /**
  * Checks the 19-octet header at `bytes[off]` (the caller guarantees 19 bytes). Returns the
@@ -113,22 +114,19 @@ export class Framer {
 
   /** The next complete message, a framing error, or undefined when more bytes are needed. */
   next(): FrameResult | undefined {
-    if (this.failed) return { ok: false, error: this.failed };
+    if (this.failed) return err(this.failed);
     const avail = this.end - this.start;
     if (avail < HEADER_LENGTH) return undefined;
     const error = checkHeader(this.buf, this.start, this.maxMessageLength);
     if (error) {
       this.failed = error;
-      return { ok: false, error };
+      return err(error);
     }
     const length = (this.buf[this.start + 16]! << 8) | this.buf[this.start + 17]!;
     if (avail < length) return undefined;
     const message = this.buf.subarray(this.start, this.start + length);
     this.start += length;
     if (this.start === this.end) this.start = this.end = 0;
-    return {
-      ok: true,
-      value: { type: message[18]!, message, body: message.subarray(HEADER_LENGTH) },
-    };
+    return ok({ type: message[18]!, message, body: message.subarray(HEADER_LENGTH) });
   }
 }

@@ -1,6 +1,7 @@
 // Public API of the BGP wire codec: pure functions and types, no I/O. Bytes in give typed
-// values or typed errors (a SessionReset carrying the exact NOTIFICATION, or per-attribute
-// RFC 7606 issues); values in give bytes. Module map:
+// values or typed errors, never exceptions: a decoder returns the project's `Result`
+// (src/util/result.ts) whose error is a SessionReset carrying the exact NOTIFICATION, and
+// a decoded UPDATE lists its per-attribute RFC 7606 issues. Values in give bytes. Module map:
 //   framer.ts        stream reassembly and RFC 4271 §6.1 header checks
 //   message.ts       decodeFrame / decodeMessage / encodeMessage over every message type
 //   open.ts          OPEN, RFC 9072 extended parameters, negotiate() -> codec contexts

@@ -1,6 +1,7 @@
 // One entry point per direction: a framed message (or raw bytes) to a typed message, and
 // back. Decoding never throws on peer bytes; errors carry the NOTIFICATION to send.
 
+import { err, ok, type Result } from "../../util/result.ts";
 import { ByteWriter } from "./buffer.ts";
 import { ErrorCode, HEADER_LENGTH, HeaderSubcode, MessageType } from "./constants.ts";
 import type { CodecContext } from "./context.ts";
@@ -31,38 +32,37 @@ export type OutgoingMessage =
   | { readonly type: "keepalive" }
   | ({ readonly type: "route-refresh" } & RouteRefresh);
 
-export type DecodeResult = { ok: true; value: Message } | { ok: false; error: SessionReset };
+export type DecodeResult = Result<Message, SessionReset>;
 
 /** Decodes a message whose header the framer already checked. */
 export function decodeFrame(frame: Frame, ctx: CodecContext): DecodeResult {
   switch (frame.type) {
     case MessageType.Open: {
       const r = decodeOpen(frame.body);
-      return r.ok ? { ok: true, value: { type: "open", ...r.value } } : r;
+      return r.ok ? ok({ type: "open", ...r.value }) : r;
     }
     case MessageType.Update: {
       const r = decodeUpdate(frame.body, ctx);
-      return r.ok ? { ok: true, value: { type: "update", ...r.value } } : r;
+      return r.ok ? ok({ type: "update", ...r.value }) : r;
     }
     case MessageType.Notification:
-      return { ok: true, value: { type: "notification", ...decodeNotification(frame.body) } };
+      return ok({ type: "notification", ...decodeNotification(frame.body) });
     case MessageType.Keepalive:
-      return { ok: true, value: KEEPALIVE_MESSAGE };
+      return ok(KEEPALIVE_MESSAGE);
     case MessageType.RouteRefresh: {
       const r = decodeRouteRefresh(frame.body, frame.message);
-      return r.ok ? { ok: true, value: { type: "route-refresh", ...r.value } } : r;
+      return r.ok ? ok({ type: "route-refresh", ...r.value }) : r;
     }
     default:
       // Only reachable with a hand-made frame: the framer already rejects unknown types.
-      return {
-        ok: false,
-        error: sessionReset(
+      return err(
+        sessionReset(
           ErrorCode.MessageHeader,
           HeaderSubcode.BadMessageType,
           `unknown message type ${frame.type}`,
           Uint8Array.of(frame.type & 0xff),
         ),
-      };
+      );
   }
 }
 
@@ -71,29 +71,27 @@ const KEEPALIVE_MESSAGE: Message = { type: "keepalive" };
 /** Decodes one complete message (header included), checking the header first. */
 export function decodeMessage(bytes: Uint8Array, ctx: CodecContext): DecodeResult {
   if (bytes.length < HEADER_LENGTH) {
-    return {
-      ok: false,
-      error: sessionReset(
+    return err(
+      sessionReset(
         ErrorCode.MessageHeader,
         HeaderSubcode.BadMessageLength,
         `only ${bytes.length} octets, shorter than the header`,
         Uint8Array.of(0, bytes.length),
       ),
-    };
+    );
   }
   const error = checkHeader(bytes, 0, ctx.maxMessageLength);
-  if (error) return { ok: false, error };
+  if (error) return err(error);
   const length = (bytes[16]! << 8) | bytes[17]!;
   if (length !== bytes.length) {
-    return {
-      ok: false,
-      error: sessionReset(
+    return err(
+      sessionReset(
         ErrorCode.MessageHeader,
         HeaderSubcode.BadMessageLength,
         `length field ${length} but ${bytes.length} octets given`,
         bytes.slice(16, 18),
       ),
-    };
+    );
   }
   const message = bytes.subarray(0, length);
   return decodeFrame({ type: bytes[18]!, message, body: message.subarray(HEADER_LENGTH) }, ctx);

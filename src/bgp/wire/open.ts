@@ -1,6 +1,7 @@
 // OPEN (RFC 4271 §4.2) with capabilities (RFC 5492) in optional parameters, including the
 // RFC 9072 extended optional-parameters length.
 
+import { err, ok, type Result } from "../../util/result.ts";
 import { ByteWriter } from "./buffer.ts";
 import {
   type AfiSafi,
@@ -40,38 +41,28 @@ export interface Open {
 }
 
 const openError = (subcode: number, reason: string, data?: Uint8Array) =>
-  sessionReset(ErrorCode.Open, subcode, reason, data);
+  err(sessionReset(ErrorCode.Open, subcode, reason, data));
 
 /** Decodes an OPEN body (after the header). */
-export function decodeOpen(
-  body: Uint8Array,
-): { ok: true; value: Open } | { ok: false; error: SessionReset } {
-  if (body.length < 10)
-    return { ok: false, error: openError(OpenSubcode.Unspecific, "OPEN too short") };
+export function decodeOpen(body: Uint8Array): Result<Open, SessionReset> {
+  if (body.length < 10) return openError(OpenSubcode.Unspecific, "OPEN too short");
   const version = body[0]!;
   // RFC 4271 §6.2: the data is the largest locally supported version.
   if (version !== 4) {
-    return {
-      ok: false,
-      error: openError(
-        OpenSubcode.UnsupportedVersionNumber,
-        `version ${version}`,
-        Uint8Array.of(0, 4),
-      ),
-    };
+    return openError(
+      OpenSubcode.UnsupportedVersionNumber,
+      `version ${version}`,
+      Uint8Array.of(0, 4),
+    );
   }
   const myAs = (body[1]! << 8) | body[2]!;
   const holdTime = (body[3]! << 8) | body[4]!;
   const bgpId = ((body[5]! << 24) | (body[6]! << 16) | (body[7]! << 8) | body[8]!) >>> 0;
   // §6.2: hold time 1 or 2 is unacceptable; RFC 6286 §2.2: identifier must be non-zero.
   if (holdTime === 1 || holdTime === 2) {
-    return {
-      ok: false,
-      error: openError(OpenSubcode.UnacceptableHoldTime, `hold time ${holdTime}`),
-    };
+    return openError(OpenSubcode.UnacceptableHoldTime, `hold time ${holdTime}`);
   }
-  if (bgpId === 0)
-    return { ok: false, error: openError(OpenSubcode.BadBgpIdentifier, "BGP identifier 0") };
+  if (bgpId === 0) return openError(OpenSubcode.BadBgpIdentifier, "BGP identifier 0");
 
   let p = 10;
   let end = 10 + body[9]!;
@@ -79,73 +70,48 @@ export function decodeOpen(
   // RFC 9072 §2: length 255 followed by a non-extended type of 255 selects the long form.
   if (body[9] === 255 && body[10] === OptParamType.ExtendedLength) {
     if (body.length < 13)
-      return {
-        ok: false,
-        error: openError(OpenSubcode.Unspecific, "truncated extended parameters length"),
-      };
+      return openError(OpenSubcode.Unspecific, "truncated extended parameters length");
     extended = true;
     p = 13;
     end = 13 + ((body[11]! << 8) | body[12]!);
   }
   if (end !== body.length) {
-    return {
-      ok: false,
-      error: openError(
-        OpenSubcode.Unspecific,
-        `optional parameters length ${end - p} does not match the message`,
-      ),
-    };
+    return openError(
+      OpenSubcode.Unspecific,
+      `optional parameters length ${end - p} does not match the message`,
+    );
   }
   const capabilities: Capability[] = [];
   const capsPerParam: number[] = [];
   while (p < end) {
     const head = extended ? 3 : 2;
-    if (p + head > end)
-      return {
-        ok: false,
-        error: openError(OpenSubcode.Unspecific, "truncated optional parameter"),
-      };
+    if (p + head > end) return openError(OpenSubcode.Unspecific, "truncated optional parameter");
     const type = body[p]!;
     const len = extended ? (body[p + 1]! << 8) | body[p + 2]! : body[p + 1]!;
     p += head;
-    if (p + len > end)
-      return { ok: false, error: openError(OpenSubcode.Unspecific, "optional parameter overruns") };
+    if (p + len > end) return openError(OpenSubcode.Unspecific, "optional parameter overruns");
     if (type !== OptParamType.Capabilities) {
-      return {
-        ok: false,
-        error: openError(
-          OpenSubcode.UnsupportedOptionalParameter,
-          `optional parameter type ${type}`,
-        ),
-      };
+      return openError(OpenSubcode.UnsupportedOptionalParameter, `optional parameter type ${type}`);
     }
     const paramEnd = p + len;
     let count = 0;
     while (p < paramEnd) {
-      if (p + 2 > paramEnd)
-        return { ok: false, error: openError(OpenSubcode.Unspecific, "truncated capability") };
+      if (p + 2 > paramEnd) return openError(OpenSubcode.Unspecific, "truncated capability");
       const code = body[p]!;
       const clen = body[p + 1]!;
       p += 2;
       if (p + clen > paramEnd) {
-        return {
-          ok: false,
-          error: openError(OpenSubcode.Unspecific, `capability ${code} overruns its parameter`),
-        };
+        return openError(OpenSubcode.Unspecific, `capability ${code} overruns its parameter`);
       }
       const cap = decodeCapability(code, body.subarray(p, p + clen));
-      if (typeof cap === "string")
-        return { ok: false, error: openError(OpenSubcode.Unspecific, cap) };
+      if (typeof cap === "string") return openError(OpenSubcode.Unspecific, cap);
       capabilities.push(cap);
       count++;
       p += clen;
     }
     capsPerParam.push(count);
   }
-  return {
-    ok: true,
-    value: { version, myAs, holdTime, bgpId, capabilities, layout: { capsPerParam, extended } },
-  };
+  return ok({ version, myAs, holdTime, bgpId, capabilities, layout: { capsPerParam, extended } });
 }
 
 /** Encodes a complete OPEN message. */

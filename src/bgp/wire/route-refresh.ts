@@ -1,5 +1,6 @@
 // ROUTE-REFRESH (RFC 2918) with the RFC 7313 subtypes BoRR / EoRR.
 
+import { err, ok, type Result } from "../../util/result.ts";
 import { ByteWriter } from "./buffer.ts";
 import { ErrorCode, MessageType, RouteRefreshSubcode } from "./constants.ts";
 import { beginMessage, endMessage } from "./header.ts";
@@ -16,23 +17,19 @@ export interface RouteRefresh {
 export function decodeRouteRefresh(
   body: Uint8Array,
   message: Uint8Array,
-): { ok: true; value: RouteRefresh } | { ok: false; error: SessionReset } {
+): Result<RouteRefresh, SessionReset> {
   // RFC 7313 §5: a length other than 23 (without ORF) is an error whose data is the message.
   if (body.length !== 4) {
-    return {
-      ok: false,
-      error: sessionReset(
+    return err(
+      sessionReset(
         ErrorCode.RouteRefresh,
         RouteRefreshSubcode.InvalidMessageLength,
         `ROUTE-REFRESH length ${body.length + 19}, expected 23`,
         message.slice(),
       ),
-    };
+    );
   }
-  return {
-    ok: true,
-    value: { afi: (body[0]! << 8) | body[1]!, safi: body[3]!, subtype: body[2]! },
-  };
+  return ok({ afi: (body[0]! << 8) | body[1]!, safi: body[3]!, subtype: body[2]! });
 }
 
 export function encodeRouteRefresh(r: RouteRefresh): Uint8Array {

@@ -1,6 +1,7 @@
 // UPDATE (RFC 4271 §4.3) decode and encode, with RFC 7606 error handling: every malformed
 // case ends as a session reset (exact NOTIFICATION), treat-as-withdraw or attribute-discard.
 
+import { err, ok, type Result } from "../../util/result.ts";
 import { type AsPath, asPathLength, reconcileAs4Path } from "./as-path.ts";
 import {
   ATTRIBUTES,
@@ -58,12 +59,10 @@ export interface DecodedUpdate extends Update {
   readonly endOfRib?: AfiSafi;
 }
 
-export type UpdateResult = { ok: true; value: DecodedUpdate } | { ok: false; error: SessionReset };
+export type UpdateResult = Result<DecodedUpdate, SessionReset>;
 
-const updateError = (subcode: number, reason: string, data?: Uint8Array): UpdateResult => ({
-  ok: false,
-  error: sessionReset(ErrorCode.Update, subcode, reason, data),
-});
+const updateError = (subcode: number, reason: string, data?: Uint8Array): UpdateResult =>
+  err(sessionReset(ErrorCode.Update, subcode, reason, data));
 
 // Duplicate detection without allocating per message: a slot holds the message generation
 // that last saw the code.
@@ -182,7 +181,7 @@ export function decodeUpdate(body: Uint8Array, ctx: CodecContext): UpdateResult 
       problem = desc.decode(v, ctx, st, raw);
     }
     if (problem === null) continue;
-    if (typeof problem !== "string") return { ok: false, error: problem };
+    if (typeof problem !== "string") return err(problem);
     if (desc.malformed === "session-reset") {
       return updateError(UpdateSubcode.OptionalAttributeError, problem, raw.slice());
     }
@@ -221,7 +220,7 @@ export function decodeUpdate(body: Uint8Array, ctx: CodecContext): UpdateResult 
     issues,
   };
   const eor = endOfRibOf(value, total);
-  return { ok: true, value: eor ? { ...value, endOfRib: eor } : value };
+  return ok(eor ? { ...value, endOfRib: eor } : value);
 }
 
 /** RFC 6793 §4.2.3: fold AS4_PATH / AS4_AGGREGATOR into the 4-octet view. */
