@@ -20,30 +20,12 @@
 //
 // Every specifier found must name an existing file, so a misread statement fails here
 // instead of silently dropping an edge.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { root, tsFiles, withoutComments } from "./source.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const srcDir = join(root, "src");
-
-function tsFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...tsFiles(p));
-    else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) out.push(p);
-  }
-  return out;
-}
-
-/** Source text without comments: `//` to the end of the line, and `/* ... *\/` blocks. */
-function withoutComments(text: string): string {
-  // Only comments that start a line or follow whitespace are removed: `//` in a string
-  // such as "http://..." follows `:`, and `/*` in a glob such as "src/**/*.ts" follows `*`.
-  return text.replace(/(^|\s)\/\*[\s\S]*?\*\//g, "$1").replace(/(^|\s)\/\/.*$/gm, "$1");
-}
 
 /** Relative specifiers a file imports or re-exports, static and literal dynamic ones. */
 function importSpecifiers(text: string): string[] {
