@@ -4,28 +4,24 @@
 import { EventEmitter } from "node:events";
 import type { Config } from "../config/schema.ts";
 import type { ServiceModel } from "../lb/service.ts";
-import { type DampingConfig, VipDamping } from "./damping.ts";
 import {
   type AdminState,
   computeDesired,
+  type DecisionState,
   type Desired,
   type DesiredRoute,
+  describeVipReason,
   diffRoutes,
+  initialDecisionState,
   noAdmin,
   type ServiceStatus,
-  vipPrefix,
+  type VipReason,
 } from "./desired.ts";
 
-export function dampingConfig(config: Config): DampingConfig {
-  const d = config.bgp.damping;
-  return {
-    enabled: d.enabled,
-    penalty: d.penalty,
-    suppress: d.suppress,
-    reuse: d.reuse,
-    halfLifeMs: d.halfLife,
-    maxSuppressMs: d.maxSuppress,
-  };
+/** A service as `vipmux status` shows it: the reason rendered, its kind kept for scripts. */
+export interface ServiceStatusView extends Omit<ServiceStatus, "reason"> {
+  reason: string;
+  state: VipReason["kind"];
 }
 
 /** Where announcements go (the BGP speaker behind an adapter). */
@@ -72,20 +68,17 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private last?: Desired;
   private scheduled = false;
   private timer?: NodeJS.Timeout;
-  /** Effective MUX health, with hold-down after recovery. */
-  private healthy = true;
-  private recoveredAt?: number;
+  /** MUX health with hold-down, and damping history: carried from decision to decision. */
+  private decision: DecisionState = initialDecisionState();
   private stopped = false;
   private chain: Promise<unknown> = Promise.resolve();
   private inFlight = 0;
-  private damping: VipDamping;
 
   constructor(opts: ControllerOptions) {
     super();
     this.opts = opts;
     this.config = opts.config;
     this.now = opts.now ?? Date.now;
-    this.damping = new VipDamping(dampingConfig(opts.config));
   }
 
   start(): void {
@@ -114,8 +107,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
   }
 
   reload(config: Config): void {
+    // New damping parameters start from a clean history (old penalties meant other things).
     if (JSON.stringify(config.bgp.damping) !== JSON.stringify(this.config.bgp.damping))
-      this.damping = new VipDamping(dampingConfig(config));
+      this.decision = { ...this.decision, damping: initialDecisionState().damping };
     this.config = config;
     // Admin state of things that no longer exist is dropped with them.
     const names = new Set(config.services.map((s) => s.name));
@@ -176,62 +170,16 @@ export class Controller extends EventEmitter<ControllerEvents> {
     return this.admin;
   }
 
-  status(): { services: ServiceStatus[]; announced: string[]; muxHealthy: boolean } {
+  status(): { services: ServiceStatusView[]; announced: string[]; muxHealthy: boolean } {
     return {
-      services: this.last?.services ?? [],
+      services: (this.last?.services ?? []).map((s) => ({
+        ...s,
+        reason: describeVipReason(s.reason),
+        state: s.reason.kind,
+      })),
       announced: [...this.applied.keys()].sort(),
-      muxHealthy: this.healthy,
+      muxHealthy: this.decision.mux.healthy,
     };
-  }
-
-  private muxHealthy(): boolean {
-    const raw = this.opts.muxHealthy?.() ?? true;
-    const now = this.now();
-    if (!raw) {
-      this.recoveredAt = undefined;
-      if (this.healthy) {
-        this.healthy = false;
-        this.emit("muxHealth", false);
-      }
-      return false;
-    }
-    if (!this.healthy) {
-      this.recoveredAt ??= now;
-      // Hold-down: a MUX that just recovered waits before attracting traffic again.
-      if (now - this.recoveredAt < this.config.health.holdDown) return false;
-      this.healthy = true;
-      this.recoveredAt = undefined;
-      this.emit("muxHealth", true);
-    }
-    return true;
-  }
-
-  /**
-   * Flap damping on health-driven changes only: a VIP whose backends keep failing and
-   * recovering stays withdrawn until it is stable; operator drains and MUX health are not
-   * flaps (the latter has its own hold-down).
-   */
-  private applyDamping(desired: Desired): void {
-    const now = this.now();
-    const eligible = new Map<string, boolean>();
-    for (const s of desired.services) {
-      const prefix = vipPrefix(s.vip);
-      const svc = this.config.services.find((c) => c.name === s.name);
-      const ok = !!svc && svc.enabled && s.healthy >= svc.minHealthy;
-      eligible.set(prefix, (eligible.get(prefix) ?? false) || ok);
-    }
-    this.damping.retain(new Set(eligible.keys()));
-    for (const [prefix, ok] of eligible) {
-      if (this.damping.update(prefix, ok, now)) continue;
-      if (!ok) continue;
-      const { penalty } = this.damping.state(prefix, now);
-      desired.routes.delete(prefix);
-      for (const s of desired.services)
-        if (vipPrefix(s.vip) === prefix && s.announced) {
-          s.announced = false;
-          s.reason = `suppressed by flap damping (penalty ${penalty})`;
-        }
-    }
   }
 
   /**
@@ -252,10 +200,13 @@ export class Controller extends EventEmitter<ControllerEvents> {
       config: this.config,
       backendUp: this.opts.backendUp,
       admin: this.admin,
-      muxHealthy: this.muxHealthy(),
+      muxHealthy: this.opts.muxHealthy?.() ?? true,
       nowMs: this.now(),
+      state: this.decision,
     });
-    this.applyDamping(desired);
+    const wasHealthy = this.decision.mux.healthy;
+    this.decision = desired.state;
+    if (desired.state.mux.healthy !== wasHealthy) this.emit("muxHealth", desired.state.mux.healthy);
     // Tables first: a VIP is announced only once the forwarder serves it. A forwarder
     // that does not take its tables in time (stalled, dead) must not hold the control plane
     // up: withdrawals are always safe and go out anyway; announcements wait for the tables.

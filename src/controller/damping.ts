@@ -3,7 +3,7 @@
 // exponentially; above `suppress` the VIP stays withdrawn until the penalty decays below
 // `reuse`. Withdrawals are never delayed (a VIP without backends must go at once); only
 // re-announcements are held back, so a flapping backend cannot make the edge churn.
-// Pure: time is passed in.
+// Pure: the state is a value passed in and returned, time is passed in.
 
 export interface DampingConfig {
   enabled: boolean;
@@ -16,70 +16,73 @@ export interface DampingConfig {
   maxSuppressMs: number;
 }
 
-interface Entry {
+export interface DampingEntry {
+  /** Whether the prefix was announceable at the last step (a flap is true -> false). */
+  eligible: boolean;
+  /** Penalty at `atMs`; 0 with no history. */
   penalty: number;
   atMs: number;
   suppressed: boolean;
 }
 
-export class VipDamping {
-  private readonly entries = new Map<string, Entry>();
-  /** Last eligibility of every prefix seen: a flap is eligible -> not eligible. */
-  private readonly eligible = new Map<string, boolean>();
-  private readonly cfg: DampingConfig;
-  private readonly ceiling: number;
+/** Per prefix: its last eligibility and penalty history. Never mutated: steps return a new one. */
+export type DampingState = ReadonlyMap<string, DampingEntry>;
 
-  constructor(cfg: DampingConfig) {
-    this.cfg = cfg;
-    // RFC 2439 §4.8: cap the penalty so a VIP is never suppressed longer than maxSuppress.
-    this.ceiling = cfg.reuse * 2 ** (cfg.maxSuppressMs / cfg.halfLifeMs);
-  }
+export const noDamping = (): DampingState => new Map();
 
-  private decayed(e: Entry, nowMs: number): number {
-    return e.penalty * 2 ** (-(nowMs - e.atMs) / this.cfg.halfLifeMs);
-  }
+export interface DampingStep {
+  state: DampingState;
+  /** Prefixes that are announceable but held back, with their current penalty. */
+  suppressed: ReadonlyMap<string, number>;
+}
 
-  /**
-   * Feeds whether `prefix` is announceable now; returns whether it may be announced.
-   * Call once per reconcile for every prefix ever seen.
-   */
-  update(prefix: string, eligible: boolean, nowMs: number): boolean {
-    if (!this.cfg.enabled) return eligible;
-    const wasEligible = this.eligible.get(prefix) ?? false;
-    this.eligible.set(prefix, eligible);
-    let e = this.entries.get(prefix);
-    const flapped = wasEligible && !eligible;
-    if (!e) {
-      if (!flapped) return eligible;
-      e = { penalty: 0, atMs: nowMs, suppressed: false };
-      this.entries.set(prefix, e);
+function decayed(e: DampingEntry, nowMs: number, cfg: DampingConfig): number {
+  return e.penalty === 0 ? 0 : e.penalty * 2 ** (-(nowMs - e.atMs) / cfg.halfLifeMs);
+}
+
+/**
+ * One step for every prefix that exists now (`eligible`: whether each is announceable on
+ * health alone); prefixes absent from it are forgotten (removed by a reload).
+ */
+export function stepDamping(
+  prev: DampingState,
+  eligible: ReadonlyMap<string, boolean>,
+  nowMs: number,
+  cfg: DampingConfig,
+): DampingStep {
+  const state = new Map<string, DampingEntry>();
+  const suppressed = new Map<string, number>();
+  // RFC 2439 §4.8: cap the penalty so a VIP is never suppressed longer than maxSuppress.
+  const ceiling = cfg.reuse * 2 ** (cfg.maxSuppressMs / cfg.halfLifeMs);
+  for (const [prefix, ok] of eligible) {
+    if (!cfg.enabled) {
+      state.set(prefix, { eligible: ok, penalty: 0, atMs: nowMs, suppressed: false });
+      continue;
     }
-    let p = this.decayed(e, nowMs);
-    if (flapped) p = Math.min(this.ceiling, p + this.cfg.penalty);
-    e.penalty = p;
-    e.atMs = nowMs;
-    if (!e.suppressed && p > this.cfg.suppress) e.suppressed = true;
-    else if (e.suppressed && p < this.cfg.reuse) e.suppressed = false;
-    // Forget histories that have decayed away.
-    if (!e.suppressed && p < 1) this.entries.delete(prefix);
-    return eligible && !e.suppressed;
+    const e = prev.get(prefix);
+    const flapped = (e?.eligible ?? false) && !ok;
+    let penalty = e ? decayed(e, nowMs, cfg) : 0;
+    if (flapped) penalty = Math.min(ceiling, penalty + cfg.penalty);
+    let held = e?.suppressed ?? false;
+    if (!held && penalty > cfg.suppress) held = true;
+    else if (held && penalty < cfg.reuse) held = false;
+    // A history that has decayed away is forgotten.
+    if (!held && penalty < 1) penalty = 0;
+    state.set(prefix, { eligible: ok, penalty, atMs: nowMs, suppressed: held });
+    if (ok && held) suppressed.set(prefix, Math.round(penalty));
   }
+  return { state, suppressed };
+}
 
-  /** Drops prefixes that no longer exist (after a reload). */
-  retain(prefixes: ReadonlySet<string>): void {
-    for (const p of [...this.eligible.keys()]) if (!prefixes.has(p)) this.eligible.delete(p);
-    for (const p of [...this.entries.keys()]) if (!prefixes.has(p)) this.entries.delete(p);
-  }
-
-  state(prefix: string, nowMs: number): { penalty: number; suppressed: boolean } {
-    const e = this.entries.get(prefix);
-    return e
-      ? { penalty: Math.round(this.decayed(e, nowMs)), suppressed: e.suppressed }
-      : { penalty: 0, suppressed: false };
-  }
-
-  /** Prefixes currently suppressed (for status output). */
-  suppressedPrefixes(): string[] {
-    return [...this.entries].filter(([, e]) => e.suppressed).map(([p]) => p);
-  }
+/** A prefix's damping for status output. */
+export function dampingOf(
+  state: DampingState,
+  prefix: string,
+  nowMs: number,
+  cfg: DampingConfig,
+): { penalty: number; suppressed: boolean } {
+  const e = state.get(prefix);
+  return e
+    ? { penalty: Math.round(decayed(e, nowMs, cfg)), suppressed: e.suppressed }
+    : { penalty: 0, suppressed: false };
 }

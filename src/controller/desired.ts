@@ -1,11 +1,19 @@
-// The heart of rule 2: one pure function from (config, health, admin state, MUX health,
-// time) to what the MUX should do — the backend states the forwarder uses and the VIPs
-// BGP announces. The same inputs always give the same answer, on every MUX.
+// The one place health becomes action (docs/architecture.md#one-source-of-truth-for-health):
+// a pure function from (config, health, admin state, MUX health, damping history, time) to
+// what the MUX should do — the backend states the forwarder uses, the VIPs BGP announces,
+// and the damping and hold-down state to carry to the next step. The same inputs always
+// give the same answer, on every MUX.
 import { isIPv6 } from "node:net";
 import type { Config, ServiceConfig } from "../config/schema.ts";
 import { backendKey } from "../health/targets.ts";
 import type { BackendState, ServiceModel, ServicePort } from "../lb/service.ts";
-
+import { type DampingConfig, type DampingState, noDamping, stepDamping } from "./damping.ts";
+import {
+  holdDownLeftMs,
+  initialMuxHealth,
+  type MuxHealthState,
+  stepMuxHealth,
+} from "./mux-health.ts";
 /** RFC 8326 GRACEFUL_SHUTDOWN well-known community. */
 export const GRACEFUL_SHUTDOWN = "65535:0";
 
@@ -20,13 +28,27 @@ export interface AdminState {
 
 export const noAdmin = (): AdminState => ({ serviceDrains: new Map(), drainedBackends: new Set() });
 
+/** What the controller carries from one decision to the next. */
+export interface DecisionState {
+  mux: MuxHealthState;
+  damping: DampingState;
+}
+
+export const initialDecisionState = (): DecisionState => ({
+  mux: initialMuxHealth(),
+  damping: noDamping(),
+});
+
 export interface DesiredInput {
   config: Config;
   /** Health of a backend; undefined (never reported) counts as down. */
   backendUp: (key: string) => boolean | undefined;
   admin: AdminState;
+  /** Raw MUX self-health now (forwarder heartbeat fresh, ...); hold-down is applied here. */
   muxHealthy: boolean;
   nowMs: number;
+  /** The previous decision's state (default: a fresh, healthy MUX with no flap history). */
+  state?: DecisionState;
 }
 
 export interface DesiredRoute {
@@ -36,19 +58,57 @@ export interface DesiredRoute {
   services: string[];
 }
 
+/** Why a service's VIP is (or is not) announced. Routes are decided on `kind`, never on text. */
+export type VipReason =
+  | { kind: "healthy" }
+  | { kind: "draining" }
+  | { kind: "disabled" }
+  | { kind: "mux-unhealthy" }
+  | { kind: "mux-hold-down"; leftMs: number }
+  | { kind: "below-min-healthy"; healthy: number; minHealthy: number }
+  | { kind: "mux-drained" }
+  | { kind: "service-drained" }
+  | { kind: "suppressed"; penalty: number };
+
+/** The text `vipmux status` shows for a reason. */
+export function describeVipReason(r: VipReason): string {
+  switch (r.kind) {
+    case "healthy":
+      return "healthy";
+    case "draining":
+      return "draining";
+    case "disabled":
+      return "disabled in config";
+    case "mux-unhealthy":
+      return "MUX unhealthy";
+    case "mux-hold-down":
+      return `MUX recovered, hold-down ${Math.ceil(r.leftMs / 1000)} s left`;
+    case "below-min-healthy":
+      return `${r.healthy} healthy < min-healthy ${r.minHealthy}`;
+    case "mux-drained":
+      return "MUX drained";
+    case "service-drained":
+      return "service drained";
+    case "suppressed":
+      return `suppressed by flap damping (penalty ${r.penalty})`;
+  }
+}
+
 export interface ServiceStatus {
   name: string;
   vip: string;
   healthy: number;
   total: number;
   announced: boolean;
-  reason: string;
+  reason: VipReason;
 }
 
 export interface Desired {
   model: ServiceModel;
   routes: Map<string, DesiredRoute>;
   services: ServiceStatus[];
+  /** The state to pass to the next decision. */
+  state: DecisionState;
 }
 
 export const vipPrefix = (vip: string) => (isIPv6(vip) ? `${vip}/128` : `${vip}/32`);
@@ -66,11 +126,27 @@ export function servicePorts(s: ServiceConfig): ServicePort[] {
   return out;
 }
 
+export function dampingConfig(config: Config): DampingConfig {
+  const d = config.bgp.damping;
+  return {
+    enabled: d.enabled,
+    penalty: d.penalty,
+    suppress: d.suppress,
+    reuse: d.reuse,
+    halfLifeMs: d.halfLife,
+    maxSuppressMs: d.maxSuppress,
+  };
+}
+
 export function computeDesired(input: DesiredInput): Desired {
   const { config, admin, nowMs } = input;
+  const prev = input.state ?? initialDecisionState();
+  const holdDownMs = config.health.holdDown;
+  const mux = stepMuxHealth(prev.mux, input.muxHealthy, nowMs, holdDownMs);
   const drainWait = config.bgp.drain.wait;
-  const routes = new Map<string, DesiredRoute>();
-  const statuses: ServiceStatus[] = [];
+
+  // Backend states, and whether each service is announceable on health alone.
+  const healthyCount: number[] = [];
   const model: ServiceModel = {
     services: config.services.map((s) => {
       let healthy = 0;
@@ -83,49 +159,7 @@ export function computeDesired(input: DesiredInput): Desired {
         if (state === "up") healthy++;
         return { dip: b.dip, host: b.host, weight: b.weight, state };
       });
-
-      let announced = false;
-      let reason: string;
-      const serviceDrain = admin.serviceDrains.get(s.name);
-      if (!s.enabled) reason = "disabled in config";
-      else if (!input.muxHealthy) reason = "MUX unhealthy";
-      else if (healthy < s.minHealthy)
-        reason = `${healthy} healthy < min-healthy ${s.minHealthy}`;
-      else if (admin.muxDrainSinceMs !== undefined && nowMs - admin.muxDrainSinceMs >= drainWait)
-        reason = "MUX drained";
-      else if (serviceDrain !== undefined && nowMs - serviceDrain >= drainWait)
-        reason = "service drained";
-      else {
-        announced = true;
-        reason =
-          admin.muxDrainSinceMs !== undefined || serviceDrain !== undefined
-            ? "draining"
-            : "healthy";
-      }
-      if (announced) {
-        const prefix = vipPrefix(s.vip);
-        const draining = reason === "draining";
-        const r = routes.get(prefix);
-        if (r) {
-          r.services.push(s.name);
-          // A VIP shared by several services drains only when all of them do.
-          if (!draining) r.communities = [];
-        } else {
-          routes.set(prefix, {
-            prefix,
-            services: [s.name],
-            communities: draining ? [GRACEFUL_SHUTDOWN] : [],
-          });
-        }
-      }
-      statuses.push({
-        name: s.name,
-        vip: s.vip,
-        healthy,
-        total: s.backends.length,
-        announced,
-        reason,
-      });
+      healthyCount.push(healthy);
       return {
         name: s.name,
         vip: s.vip,
@@ -137,7 +171,65 @@ export function computeDesired(input: DesiredInput): Desired {
       };
     }),
   };
-  return { model, routes, services: statuses };
+
+  // Flap damping counts health-driven changes only: operator drains and MUX health are
+  // not flaps (the latter has its own hold-down). A VIP shared by several services is
+  // announceable when any of them is.
+  const eligible = new Map<string, boolean>();
+  config.services.forEach((s, i) => {
+    const prefix = vipPrefix(s.vip);
+    const ok = s.enabled && healthyCount[i]! >= s.minHealthy;
+    eligible.set(prefix, (eligible.get(prefix) ?? false) || ok);
+  });
+  const damping = stepDamping(prev.damping, eligible, nowMs, dampingConfig(config));
+
+  const routes = new Map<string, DesiredRoute>();
+  const services = config.services.map((s, i): ServiceStatus => {
+    const healthy = healthyCount[i]!;
+    const prefix = vipPrefix(s.vip);
+    const serviceDrain = admin.serviceDrains.get(s.name);
+    const suppressedPenalty = damping.suppressed.get(prefix);
+    let reason: VipReason;
+    if (!s.enabled) reason = { kind: "disabled" };
+    else if (!mux.healthy)
+      reason =
+        mux.recoveredAtMs === undefined
+          ? { kind: "mux-unhealthy" }
+          : { kind: "mux-hold-down", leftMs: holdDownLeftMs(mux, nowMs, holdDownMs) };
+    else if (healthy < s.minHealthy)
+      reason = { kind: "below-min-healthy", healthy, minHealthy: s.minHealthy };
+    else if (admin.muxDrainSinceMs !== undefined && nowMs - admin.muxDrainSinceMs >= drainWait)
+      reason = { kind: "mux-drained" };
+    else if (serviceDrain !== undefined && nowMs - serviceDrain >= drainWait)
+      reason = { kind: "service-drained" };
+    else if (suppressedPenalty !== undefined)
+      reason = { kind: "suppressed", penalty: suppressedPenalty };
+    else
+      reason = {
+        kind:
+          admin.muxDrainSinceMs !== undefined || serviceDrain !== undefined
+            ? "draining"
+            : "healthy",
+      };
+    const announced = reason.kind === "healthy" || reason.kind === "draining";
+    if (announced) {
+      const draining = reason.kind === "draining";
+      const r = routes.get(prefix);
+      if (r) {
+        r.services.push(s.name);
+        // A VIP shared by several services drains only when all of them do.
+        if (!draining) r.communities = [];
+      } else {
+        routes.set(prefix, {
+          prefix,
+          services: [s.name],
+          communities: draining ? [GRACEFUL_SHUTDOWN] : [],
+        });
+      }
+    }
+    return { name: s.name, vip: s.vip, healthy, total: s.backends.length, announced, reason };
+  });
+  return { model, routes, services, state: { mux, damping: damping.state } };
 }
 
 /** What to change in BGP to go from `prev` to `next`: nothing when nothing changed. */

@@ -5,6 +5,8 @@ import { type Config, parseConfig } from "../../../src/config/index.ts";
 import { Controller, type RouteSink, type TableSink } from "../../../src/controller/controller.ts";
 import {
   computeDesired,
+  type DecisionState,
+  describeVipReason,
   diffRoutes,
   GRACEFUL_SHUTDOWN,
   noAdmin,
@@ -132,7 +134,9 @@ describe("computeDesired", () => {
       nowMs: 0,
     });
     expect(one.routes.has("20.20.20.100/32")).toBe(false);
-    expect(one.services.find((s) => s.name === "web")?.reason).toBe("1 healthy < min-healthy 2");
+    const reason = one.services.find((s) => s.name === "web")?.reason;
+    expect(reason).toEqual({ kind: "below-min-healthy", healthy: 1, minHealthy: 2 });
+    expect(describeVipReason(reason!)).toBe("1 healthy < min-healthy 2");
     const sick = computeDesired({
       config: cfg,
       backendUp: () => true,
@@ -143,6 +147,43 @@ describe("computeDesired", () => {
     expect(sick.routes.size).toBe(0);
     // The forwarder still gets its tables: existing flows keep working on an unhealthy MUX.
     expect(states(sick.model, "web")).toEqual(["10.10.1.11:up", "10.10.1.12:up", "10.10.2.21:up"]);
+  });
+
+  it("hold-down and damping are state in, state out: the same inputs give the same answer", () => {
+    const cfg = config();
+    const all = () => true;
+    const step = (muxHealthy: boolean, nowMs: number, state?: DecisionState) =>
+      computeDesired({ config: cfg, backendUp: all, admin: noAdmin(), muxHealthy, nowMs, state });
+    const sick = step(false, 0);
+    expect(sick.state.mux).toEqual({ healthy: false });
+    const back = step(true, 1_000, sick.state);
+    expect(back.routes.size).toBe(0);
+    expect(back.services[0]?.reason).toEqual({ kind: "mux-hold-down", leftMs: 5_000 });
+    // Pure: asking again with the same state gives the same answer.
+    expect(step(true, 1_000, sick.state)).toEqual(back);
+    const later = step(true, 6_000, back.state);
+    expect(later.state.mux).toEqual({ healthy: true });
+    expect(later.routes.size).toBe(3);
+    // Damping: a VIP that flaps (eligible → not, on health) is held back once over suppress.
+    let state = later.state;
+    let t = 6_000;
+    let last = later;
+    for (let i = 0; i < 6; i++) {
+      t += 500;
+      last = computeDesired({
+        config: cfg,
+        backendUp: () => i % 2 === 1,
+        admin: noAdmin(),
+        muxHealthy: true,
+        nowMs: t,
+        state,
+      });
+      state = last.state;
+    }
+    const web = last.services.find((s) => s.name === "web");
+    expect(web?.reason.kind).toBe("suppressed");
+    expect(last.routes.has("20.20.20.100/32")).toBe(false);
+    expect(describeVipReason(web!.reason)).toMatch(/^suppressed by flap damping \(penalty \d+\)$/);
   });
 
   it("diffRoutes sends nothing when nothing changed", () => {

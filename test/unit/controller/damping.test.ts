@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { VipDamping } from "../../../src/controller/damping.ts";
+import {
+  type DampingConfig,
+  type DampingState,
+  dampingOf,
+  noDamping,
+  stepDamping,
+} from "../../../src/controller/damping.ts";
 
 const cfg = {
   enabled: true,
@@ -10,6 +16,23 @@ const cfg = {
   maxSuppressMs: 60_000,
 };
 const P = "20.20.20.100/32";
+
+/** Threads the pure step's state through a sequence of updates of one prefix. */
+class VipDamping {
+  private s: DampingState = noDamping();
+  private readonly cfg: DampingConfig;
+  constructor(cfg: DampingConfig) {
+    this.cfg = cfg;
+  }
+  update(prefix: string, eligible: boolean, nowMs: number): boolean {
+    const step = stepDamping(this.s, new Map([[prefix, eligible]]), nowMs, this.cfg);
+    this.s = step.state;
+    return eligible && !step.suppressed.has(prefix);
+  }
+  state(prefix: string, nowMs: number) {
+    return dampingOf(this.s, prefix, nowMs, this.cfg);
+  }
+}
 
 describe("VIP flap damping", () => {
   it("lets the first flaps through, suppresses a VIP that keeps flapping, and releases it once stable", () => {
@@ -45,5 +68,14 @@ describe("VIP flap damping", () => {
   it("does nothing when disabled", () => {
     const d = new VipDamping({ ...cfg, enabled: false });
     for (let t = 0; t < 10_000; t += 100) expect(d.update(P, t % 200 === 0, t)).toBe(t % 200 === 0);
+  });
+
+  it("forgets prefixes that no longer exist and never changes the state it was given", () => {
+    const a = stepDamping(noDamping(), new Map([[P, true]]), 0, cfg).state;
+    const b = stepDamping(a, new Map([[P, false]]), 100, cfg).state;
+    expect(a.get(P)).toEqual({ eligible: true, penalty: 0, atMs: 0, suppressed: false });
+    expect(b.get(P)?.penalty).toBe(1000);
+    const c = stepDamping(b, new Map([["20.20.20.53/32", true]]), 200, cfg).state;
+    expect([...c.keys()]).toEqual(["20.20.20.53/32"]);
   });
 });
