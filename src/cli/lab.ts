@@ -18,6 +18,10 @@ import {
 } from "../lab/index.ts";
 import { supervise } from "../lab/supervisor.ts";
 import { loadTopology } from "../lab/topology.ts";
+import { CliError } from "./errors.ts";
+
+// Until src/cli/host-agent.ts imports it from errors.ts, where it lives.
+export { CliError } from "./errors.ts";
 
 const DEFAULT_TOPOLOGY = "containerlab/vipmux.clab.yml";
 
@@ -39,15 +43,6 @@ function labName(opts: LabOpts): string {
   const topo = loadTopology(topologyFile(opts));
   if (!topo.ok) throw new TopologyInvalid(topo.error.map((e) => `${e.path}: ${e.message}`));
   return topo.value.name;
-}
-
-export class CliError extends Error {
-  override name = "CliError";
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
-    super(message);
-    this.exitCode = exitCode;
-  }
 }
 
 export function registerLab(program: Command): void {

@@ -6,8 +6,9 @@ import { LabError } from "../lab/runner.ts";
 import { registerCompletion } from "./completion.ts";
 import { registerConfig } from "./config.ts";
 import { registerDataplane } from "./dataplane.ts";
+import { CliError } from "./errors.ts";
 import { registerHostAgent } from "./host-agent.ts";
-import { CliError, registerLab } from "./lab.ts";
+import { registerLab } from "./lab.ts";
 import { registerRun } from "./run.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {

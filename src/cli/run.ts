@@ -8,7 +8,7 @@ import { userspaceDataplane } from "../controller/userspace.ts";
 import type { FlowLookup } from "../dataplane/forwarder.ts";
 import type { FlowQuery } from "../packet/build.ts";
 import { createLogger } from "../util/log.ts";
-import { CliError } from "./lab.ts";
+import { CliError } from "./errors.ts";
 
 const DEFAULT_SOCKET = "/run/vipmux/admin.sock";
 
