@@ -117,8 +117,8 @@ class DownWatcher {
     const r = decodeControl(udp.subarray(8));
     if (
       r.ok &&
-      r.packet.state === BfdState.Down &&
-      r.packet.diag === BfdDiag.ControlDetectionTimeExpired
+      r.value.state === BfdState.Down &&
+      r.value.diag === BfdDiag.ControlDetectionTimeExpired
     )
       this.events.push({ dst, atMs });
   }

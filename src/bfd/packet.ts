@@ -2,6 +2,8 @@
 // out; a packet in, bytes out. The reception checks of RFC 5880 §6.8.6 that need no session
 // state live here too, so every drop has one named reason that the manager counts.
 
+import { err, ok, type Result } from "../util/result.ts";
+
 /** RFC 5880 §4.1 state values. */
 export const BfdState = {
   AdminDown: 0,
@@ -77,55 +79,49 @@ export const dropReasons = [
 ] as const;
 export type DropReason = (typeof dropReasons)[number];
 
-export type DecodeResult = { ok: true; packet: ControlPacket } | { ok: false; reason: DropReason };
-
 export const CONTROL_PACKET_LENGTH = 24;
 
 /** Decodes and validates one Control packet (RFC 5880 §6.8.6, the session-independent part). */
-export function decodeControl(bytes: Uint8Array): DecodeResult {
-  if (bytes.length < CONTROL_PACKET_LENGTH) return { ok: false, reason: "too-short" };
+export function decodeControl(bytes: Uint8Array): Result<ControlPacket, DropReason> {
+  if (bytes.length < CONTROL_PACKET_LENGTH) return err("too-short");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const b0 = view.getUint8(0);
   const b1 = view.getUint8(1);
   const version = b0 >>> 5;
-  if (version !== 1) return { ok: false, reason: "bad-version" };
+  if (version !== 1) return err("bad-version");
   const authPresent = (b1 & 0x04) !== 0;
   const length = view.getUint8(3);
   // §6.8.6: Length < 24 (or < 26 with A) or larger than the payload: discard.
-  if (length < (authPresent ? 26 : 24) || length > bytes.length)
-    return { ok: false, reason: "bad-length" };
+  if (length < (authPresent ? 26 : 24) || length > bytes.length) return err("bad-length");
   const detectMult = view.getUint8(2);
-  if (detectMult === 0) return { ok: false, reason: "detect-mult-zero" };
+  if (detectMult === 0) return err("detect-mult-zero");
   const multipoint = (b1 & 0x01) !== 0;
-  if (multipoint) return { ok: false, reason: "multipoint" };
+  if (multipoint) return err("multipoint");
   const myDiscriminator = view.getUint32(4);
-  if (myDiscriminator === 0) return { ok: false, reason: "my-discriminator-zero" };
+  if (myDiscriminator === 0) return err("my-discriminator-zero");
   const yourDiscriminator = view.getUint32(8);
   const state = (b1 >>> 6) as BfdState;
   if (yourDiscriminator === 0 && state !== BfdState.Down && state !== BfdState.AdminDown)
-    return { ok: false, reason: "your-discriminator-zero" };
+    return err("your-discriminator-zero");
   // No authentication is configured on any vipmux session: §6.8.6 says discard.
-  if (authPresent) return { ok: false, reason: "auth-not-configured" };
-  return {
-    ok: true,
-    packet: {
-      version,
-      diag: b0 & 0x1f,
-      state,
-      poll: (b1 & 0x20) !== 0,
-      final: (b1 & 0x10) !== 0,
-      controlPlaneIndependent: (b1 & 0x08) !== 0,
-      authPresent,
-      demand: (b1 & 0x02) !== 0,
-      multipoint,
-      detectMult,
-      myDiscriminator,
-      yourDiscriminator,
-      desiredMinTxUs: view.getUint32(12),
-      requiredMinRxUs: view.getUint32(16),
-      requiredMinEchoRxUs: view.getUint32(20),
-    },
-  };
+  if (authPresent) return err("auth-not-configured");
+  return ok({
+    version,
+    diag: b0 & 0x1f,
+    state,
+    poll: (b1 & 0x20) !== 0,
+    final: (b1 & 0x10) !== 0,
+    controlPlaneIndependent: (b1 & 0x08) !== 0,
+    authPresent,
+    demand: (b1 & 0x02) !== 0,
+    multipoint,
+    detectMult,
+    myDiscriminator,
+    yourDiscriminator,
+    desiredMinTxUs: view.getUint32(12),
+    requiredMinRxUs: view.getUint32(16),
+    requiredMinEchoRxUs: view.getUint32(20),
+  });
 }
 
 /** Encodes a Control packet without authentication (24 bytes). */

@@ -87,8 +87,8 @@ function receive(data: Buffer, src: string, ttl: number): DropReason | undefined
   // RFC 5881 §5 (GTSM): single-hop packets MUST arrive with TTL / hop limit 255.
   if (ttl !== 255) return "ttl";
   const r = decodeControl(data);
-  if (!r.ok) return r.reason;
-  const p = r.packet;
+  if (!r.ok) return r.error;
+  const p = r.value;
   // RFC 5880 §6.8.6: demultiplex by Your Discriminator, or by source when it is zero.
   const s = p.yourDiscriminator !== 0 ? byDiscr.get(p.yourDiscriminator) : byPeer.get(src);
   if (!s || s.config.peer !== src || s.removing) return "no-session";

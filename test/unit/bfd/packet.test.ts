@@ -39,7 +39,7 @@ describe("BFD control packet codec", () => {
       for (const flag of flags) {
         const p = { ...up, state, poll: false, [flag]: true };
         const r = decodeControl(encodeControl(p));
-        expect(r).toEqual({ ok: true, packet: p });
+        expect(r).toEqual({ ok: true, value: p });
       }
     }
   });
@@ -75,7 +75,7 @@ describe("BFD control packet codec", () => {
   ];
   for (const [what, b, reason] of drops)
     it(`drops ${what} as ${reason}`, () => {
-      expect(decodeControl(b)).toEqual({ ok: false, reason });
+      expect(decodeControl(b)).toEqual({ ok: false, error: reason });
     });
 
   it("accepts Your Discriminator 0 from a Down or AdminDown sender (§6.8.6)", () => {

@@ -81,7 +81,7 @@ class Pair {
       this.inflight = this.inflight.filter((p) => p.at > this.now);
       for (const d of due) {
         const r = decodeControl(d.bytes);
-        if (r.ok) this.apply(d.to, { type: "rx", packet: r.packet });
+        if (r.ok) this.apply(d.to, { type: "rx", packet: r.value });
       }
       for (const n of ["a", "b"] as const)
         if (nextWakeMs(this.side(n).s) <= this.now) this.apply(n, { type: "timer" });
