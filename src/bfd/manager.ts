@@ -6,6 +6,8 @@ import { isIP } from "node:net";
 import { Worker } from "node:worker_threads";
 import type { BfdStateName } from "./packet.ts";
 import type {
+  BfdPeerEvent,
+  BfdPeerOptions,
   BfdStats,
   FromWorker,
   PeerConfig,
@@ -14,28 +16,13 @@ import type {
   WorkerOptions,
 } from "./protocol.ts";
 
-export type { BfdStats, PeerStats } from "./protocol.ts";
+export type { BfdPeerEvent, BfdPeerOptions, BfdStats, PeerStats } from "./protocol.ts";
 
-export interface BfdPeerOptions {
-  /** The peer's address (IPv4 or IPv6, directly connected: single hop, RFC 5881). */
-  peer: string;
-  /** Local address to send from (same family); default: the kernel's choice. */
-  local?: string;
-  /** Desired min TX = required min RX once Up, ms (e.g. 100). */
-  intervalMs: number;
-  /** Detect multiplier (e.g. 3). */
-  multiplier: number;
-  /** Passive role: send nothing until the peer speaks (RFC 5880 §6.1). Default false. */
-  passive?: boolean;
-}
-
-export interface BfdManagerOptions {
-  /** UDP port to listen on; RFC 5881 says 3784 (tests may use another). */
-  listenPort?: number;
-  /** UDP port of the peers; 3784. */
-  peerPort?: number;
-  /** TX interval while not Up; RFC 5880 §6.8.3 wants ≥ 1000 ms. */
-  slowIntervalMs?: number;
+/**
+ * The worker's options (protocol.ts), each optional here: both ports default to 3784 and
+ * the slow TX interval to 1000 ms.
+ */
+export interface BfdManagerOptions extends Partial<Omit<WorkerOptions, "threadNice">> {
   /**
    * Nice value for the BFD worker thread; default -10 (ahead of ordinary work when running as
    * root; silently unchanged without CAP_SYS_NICE). null leaves it alone.
@@ -43,21 +30,6 @@ export interface BfdManagerOptions {
   threadNice?: number | null;
   /** Receives the worker's log lines (session created, ...). Default: none. */
   log?: (level: "info" | "warn", message: string) => void;
-}
-
-/** A state change of one peer's session, as the `state`, `up` and `down` events carry it. */
-export interface BfdPeerEvent {
-  peer: string;
-  from: BfdStateName;
-  to: BfdStateName;
-  /** Our diagnostic for the change (RFC 5880 §4.1), e.g. "control-detection-time-expired". */
-  diag: string;
-  /** The peer's state in the packet that caused the change ("AdminDown": it turned BFD off). */
-  remoteState: BfdStateName;
-  /** The peer's last diagnostic, e.g. "administratively-down". */
-  remoteDiag: string;
-  /** Wall-clock ms when the BFD worker decided the change. */
-  at: number;
 }
 
 export interface BfdManagerEvents {
@@ -144,15 +116,7 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
   }
 
   private onState(m: StateMessage): void {
-    const ev: BfdPeerEvent = {
-      peer: m.peer,
-      from: m.from,
-      to: m.to,
-      diag: m.diag,
-      remoteState: m.remoteState,
-      remoteDiag: m.remoteDiag,
-      at: m.at,
-    };
+    const { type: _, ...ev } = m; // the event is the message without its tag
     this.states.set(m.peer, ev);
     this.emit("state", ev);
     if (m.to === "Up") this.emit("up", ev);

@@ -1,21 +1,32 @@
 // Messages between the BfdManager (main thread) and the BFD worker. Plain structured-clone
 // data: the worker owns sockets, timers and sessions; the main thread only sees these.
+// The shapes both sides share are declared here once; manager.ts re-exports the public ones.
 import type { BfdStateName, DropReason } from "./packet.ts";
 
-export interface PeerConfig {
+export interface BfdPeerOptions {
+  /** The peer's address (IPv4 or IPv6, directly connected: single hop, RFC 5881). */
   peer: string;
+  /** Local address to send from (same family); default: the kernel's choice. */
   local?: string;
+  /** Desired min TX = required min RX once Up, ms (e.g. 100). */
   intervalMs: number;
+  /** Detect multiplier (e.g. 3). */
   multiplier: number;
+  /** Passive role: send nothing until the peer speaks (RFC 5880 §6.1). Default false. */
+  passive?: boolean;
+}
+
+/** A peer as the worker gets it: the manager's options with the defaults filled in. */
+export interface PeerConfig extends BfdPeerOptions {
   passive: boolean;
 }
 
 export interface WorkerOptions {
-  /** UDP port to receive on (RFC 5881: 3784). */
+  /** UDP port to listen on; RFC 5881 says 3784 (tests may use another). */
   listenPort: number;
-  /** UDP port to send to (RFC 5881: 3784). */
+  /** UDP port of the peers; 3784. */
   peerPort: number;
-  /** TX floor while not Up (RFC 5880 §6.8.3: ≥ 1000 ms). */
+  /** TX interval while not Up; RFC 5880 §6.8.3 wants ≥ 1000 ms. */
   slowIntervalMs: number;
   /** Nice value for the worker thread (undefined: leave it). */
   threadNice?: number;
@@ -63,16 +74,23 @@ export interface BfdStats {
   timerLateness: { boundsMs: number[]; counts: number[] };
 }
 
-export interface StateMessage {
-  type: "state";
+/** A state change of one peer's session, as the `state`, `up` and `down` events carry it. */
+export interface BfdPeerEvent {
   peer: string;
   from: BfdStateName;
   to: BfdStateName;
+  /** Our diagnostic for the change (RFC 5880 §4.1), e.g. "control-detection-time-expired". */
   diag: string;
+  /** The peer's state in the packet that caused the change ("AdminDown": it turned BFD off). */
   remoteState: BfdStateName;
+  /** The peer's last diagnostic, e.g. "administratively-down". */
   remoteDiag: string;
-  /** Wall clock (ms since epoch) when the worker decided it. */
+  /** Wall-clock ms (since the epoch) when the BFD worker decided the change. */
   at: number;
+}
+
+export interface StateMessage extends BfdPeerEvent {
+  type: "state";
 }
 
 export type FromWorker =
