@@ -2,6 +2,7 @@
 // status, drain, undrain, reload, flow.
 import type { Command } from "commander";
 import { adminRequest } from "../api/admin.ts";
+import type { MuxStatus } from "../api/status.ts";
 import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
 import { type DataplanePort, MuxDaemon } from "../controller/mux.ts";
 import { userspaceDataplane } from "../controller/userspace.ts";
@@ -50,46 +51,14 @@ function drainTarget(kind: string, name: string | undefined) {
   throw new CliError("usage: drain mux | drain service NAME | drain backend SERVICE/DIP");
 }
 
-interface Status {
-  node: string;
-  muxHealthy: boolean;
-  bfd?: { peer: string; state: string }[];
-  peers: {
-    name: string;
-    address: string;
-    asn: number;
-    state: string;
-    prefixesSent: number;
-    lastError: string;
-  }[];
-  services: {
-    name: string;
-    vip: string;
-    healthy: number;
-    total: number;
-    announced: boolean;
-    reason: string;
-  }[];
-  backends: {
-    service: string;
-    dip: string;
-    host: string;
-    weight: number;
-    healthy: boolean | null;
-    drained: boolean;
-  }[];
-  admin: { muxDraining: boolean; servicesDraining: string[] };
-  hostAgents: { expected: string[]; connected: string[] };
-}
-
-export function formatStatus(s: Status): string {
+export function formatStatus(s: MuxStatus): string {
   const lines = [
     `${s.node}: ${s.muxHealthy ? "healthy" : "UNHEALTHY (all VIPs withdrawn)"}${s.admin.muxDraining ? ", draining" : ""}`,
     "",
     "PEER             AS          STATE         BFD      SENT  LAST ERROR",
     ...s.peers.map(
       (p) =>
-        `${p.address.padEnd(16)} ${String(p.asn).padEnd(11)} ${p.state.padEnd(13)} ${(s.bfd?.find((b) => b.peer === p.address)?.state ?? "-").padEnd(8)} ${String(p.prefixesSent).padStart(4)}  ${p.lastError}`,
+        `${p.address.padEnd(16)} ${String(p.asn).padEnd(11)} ${p.state.padEnd(13)} ${(s.bfd.find((b) => b.peer === p.address)?.state ?? "-").padEnd(8)} ${String(p.prefixesSent).padStart(4)}  ${p.lastError}`,
     ),
     "",
     "SERVICE          VIP                      HEALTHY  ANNOUNCED  REASON",
@@ -187,7 +156,7 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
   socketOpt(program.command("status").description("peers, VIPs, backends and their health"))
     .option("--json", "machine-readable output")
     .action(async (opts: { socket: string; json?: boolean }) => {
-      const s = (await call(opts.socket, "GET", "/v1/status")) as Status;
+      const s = (await call(opts.socket, "GET", "/v1/status")) as MuxStatus;
       console.log(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s));
     });
 

@@ -4,6 +4,7 @@
 import { isIPv6 } from "node:net";
 import { type AdminHandler, AdminServer } from "../api/admin.ts";
 import { type Labelled, Metrics, type MetricsSources } from "../api/metrics.ts";
+import type { MuxStatus } from "../api/status.ts";
 import { BfdManager, type BfdStats } from "../bfd/index.ts";
 import { type PeerOptions, Speaker } from "../bgp/speaker.ts";
 import { type Config, formatConfigError, loadConfig, resolveSecret } from "../config/index.ts";
@@ -335,7 +336,7 @@ export class MuxDaemon {
     return { ok: true };
   }
 
-  status() {
+  status(): MuxStatus {
     const c = this.controller.status();
     return {
       node: this.config.node.name,
