@@ -7,10 +7,16 @@
 //   if (verdict === Verdict.forward) send(fwd.out, fwd.outLength, fwd.outHost);
 //   else metrics.drop(VERDICT_NAMES[verdict]);
 //
-// Backend choice, per packet:
+// One decision function, `decide`, says where a packet goes. `forward` runs it committing
+// (connection-table entries created, refreshed and moved; counters counted) and then
+// encapsulates; `lookup` (`vipmux flow`) runs the same function read-only and describes
+// its result. So the answer `vipmux flow` gives is the datapath's own.
+//
+// Backend choice, per packet (the steps of `decide`):
 // 1. TCP/UDP flows (not fragments) look up the connection table. A hit on an up or
 //    draining backend stays there (draining keeps its flows); a hit on a down or removed
 //    backend is re-hashed through Maglev and the entry updated (failed backends' flows move).
+//    A bare SYN on a known 5-tuple is a new connection: Maglev decides, as for a new flow.
 // 2. Otherwise the Maglev table of the service picks by flow hash. Any packet without an
 //    entry is forwarded this way, SYN or not (a flow from another MUX after an ECMP
 //    rehash must keep working), and gets an untrusted entry if there is room; when there
@@ -36,7 +42,7 @@ import {
 } from "../lb/forwarding-table.ts";
 import { formatIp, parseIp, parseMac } from "../packet/address.ts";
 import { IcmpType, Icmpv6Type, IpProto, TcpFlag, VXLAN_PORT } from "../packet/constants.ts";
-import { ParsedPacket, parseIpPacket } from "../packet/parse.ts";
+import { ParsedPacket, ParseStatus, parseIpPacket } from "../packet/parse.ts";
 import {
   encapsulateVxlan,
   VXLAN_OVERHEAD_V6,
@@ -107,6 +113,69 @@ export interface ForwarderOptions {
   readonly conn?: ConnTableOptions;
 }
 
+/** How `decide` chose the backend (`FlowLookup.via` names them). */
+export const Via = {
+  /** Not chosen: the packet is dropped before a backend is picked. */
+  none: 0,
+  /** No live entry (a new flow, or one the table does not track): Maglev's choice. */
+  maglev: 1,
+  /** The flow's connection-table entry; its backend is up or draining. */
+  entry: 2,
+  /** The entry's backend is down or gone: Maglev's choice, the entry moves there. */
+  rehash: 3,
+  /** A bare SYN on a known 5-tuple, i.e. a new connection reusing the ports: Maglev's choice. */
+  newConnection: 4,
+} as const;
+export type Via = (typeof Via)[keyof typeof Via];
+
+/**
+ * What `decide` found for one packet, written in place (small integers only, so a
+ * decision per packet allocates nothing). Fields not reached by the decision keep their
+ * reset value (-1, 0 or Via.none).
+ */
+export class Decision {
+  /** The packet as parsed (for an ICMP error, the flow tuple is the quoted packet's, reversed). */
+  readonly packet = new ParsedPacket();
+  verdict: Verdict = Verdict.forward;
+  /** The port the service was looked up with (0: ICMP echo, fragments, other protocols). */
+  servicePort = 0;
+  serviceId = -1;
+  /** 30-bit flow hash: Maglev slot, connection-table key, VXLAN source port. */
+  hash = -1;
+  /** 1 when the flow uses the connection table (TCP/UDP, not a fragment). */
+  tracked = 0;
+  /** Slot of the flow's live connection-table entry, or -1. */
+  slot = -1;
+  /** The entry's backend as found (before any move), and that backend's BackendStateCode. */
+  entryBackendId = -1;
+  entryBackendState: number = BackendStateCode.absent;
+  /** Maglev's choice for this flow hash: where a new flow goes (-1: no backend up). */
+  maglevBackendId = -1;
+  via: Via = Via.none;
+  /** The backend the packet goes to (-1: none). */
+  backendId = -1;
+
+  /** Records the verdict and returns it. */
+  finish(v: Verdict): Verdict {
+    this.verdict = v;
+    return v;
+  }
+
+  reset(): void {
+    this.verdict = Verdict.forward;
+    this.servicePort = 0;
+    this.serviceId = -1;
+    this.hash = -1;
+    this.tracked = 0;
+    this.slot = -1;
+    this.entryBackendId = -1;
+    this.entryBackendState = BackendStateCode.absent;
+    this.maglevBackendId = -1;
+    this.via = Via.none;
+    this.backendId = -1;
+  }
+}
+
 export class Forwarder {
   /**
    * Output buffer: after Verdict.forward holds `outLength` bytes starting with the outer IP
@@ -117,9 +186,8 @@ export class Forwarder {
   outLength = 0;
   /** Outer destination (host PA, 4 or 16 bytes) of the last forwarded packet. */
   outHost: Uint8Array = new Uint8Array(4);
-  /** Service and backend ids of the last forwarded packet (-1 when dropped before the choice). */
-  lastServiceId = -1;
-  lastBackendId = -1;
+  /** The decision `forward` made for the last packet (lookup() has its own). */
+  readonly decision = new Decision();
 
   readonly conn: ConnectionTable;
   /** Packets per Verdict (index 0 counts forwarded packets). */
@@ -139,7 +207,7 @@ export class Forwarder {
   connInserts = 0;
 
   private table: ForwardingTable | undefined;
-  private readonly p = new ParsedPacket();
+  private readonly lookupDecision = new Decision();
   private readonly key = new Uint32Array(FLOW_KEY_WORDS);
   private readonly encap = new VxlanEncap();
   private readonly localV4: Uint8Array | undefined;
@@ -171,6 +239,16 @@ export class Forwarder {
     this.decrementTtl = options.decrementTtl ?? true;
     this.out = new Uint8Array(this.maxPacket + VXLAN_OVERHEAD_V6);
     this.conn = new ConnectionTable(options.conn);
+  }
+
+  /** Service id of the last forwarded packet (-1 when it was dropped before the service was known). */
+  get lastServiceId(): number {
+    return this.decision.serviceId;
+  }
+
+  /** Backend id of the last forwarded packet (-1 when it was dropped before the choice). */
+  get lastBackendId(): number {
+    return this.decision.backendId;
   }
 
   /** Makes `forward` write into `buf` (at least maxPacket + VXLAN_OVERHEAD_V6 bytes). */
@@ -213,221 +291,245 @@ export class Forwarder {
 
   /** Forwards buf[0, len) at time `now` (ms). Returns Verdict.forward or a drop reason. */
   forward(buf: Uint8Array, len: number, now: number): Verdict {
-    this.lastServiceId = -1;
-    this.lastBackendId = -1;
-    const t = this.table;
-    if (t === undefined) return this.drop(Verdict.noTable);
-    const p = this.p;
-    const st = parseIpPacket(buf, len, p);
-    if (st !== 0) return this.drop(st);
-    if (this.decrementTtl && buf[p.ttlOffset]! <= 1) return this.drop(Verdict.ttlExhausted);
+    const d = this.decision;
+    const v = this.decide(buf, len, now, true, d);
+    if (v !== Verdict.forward) return this.count(v);
 
-    // Which service: (VIP, proto, port). ICMP echo and fragments use port 0 (see forwarding-table).
-    let port = 0;
-    if (p.icmpType >= 0 && p.icmpError === 0) {
-      const echoRequest = p.family === 4 ? IcmpType.echoRequest : Icmpv6Type.echoRequest;
-      if (p.icmpType !== echoRequest) return this.drop(Verdict.icmpUnsupported);
-    } else if (p.flowHasPorts && (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp)) {
-      port = p.flowDstPort;
-    }
-    const sid = t.vips.lookup(buf, p.flowDstOffset, p.flowAddrLen, p.flowProto, port);
-    if (sid < 0) return this.drop(Verdict.noService);
-    const svc = t.serviceById[sid]!;
-    this.lastServiceId = sid;
-
-    const hash = flowHash(buf, p, svc.distribution, t.seed);
-    let bid = -1;
-    const tracked =
-      p.fragment === 0 &&
-      p.flowHasPorts === 1 &&
-      (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp);
-    if (tracked) {
-      const conn = this.conn;
-      writeFlowKey(buf, p, svc.distribution, sid, this.key);
-      const slot = conn.find(hash, this.key, now);
-      if (slot >= 0) {
-        bid = conn.backendAt(slot);
-        const state = bid < t.backendState.length ? t.backendState[bid]! : BackendStateCode.absent;
-        // A bare SYN on a known 5-tuple is a new connection reusing the ports: it gets the
-        // hash's answer like any new flow (never a draining backend, and the same DIP any
-        // other MUX would pick for its later packets).
-        const newConnection =
-          p.flowProto === IpProto.tcp && (p.tcpFlags & (TcpFlag.syn | TcpFlag.ack)) === TcpFlag.syn;
-        if (newConnection) {
-          const fresh = pickMaglev(svc, hash);
-          if (fresh < 0) return this.drop(Verdict.noBackend);
-          if (fresh !== bid) conn.setBackend(slot, fresh);
-          bid = fresh;
-        } else if (state !== BackendStateCode.up && state !== BackendStateCode.draining) {
-          bid = pickMaglev(svc, hash);
-          if (bid < 0) return this.drop(Verdict.noBackend);
-          conn.setBackend(slot, bid);
-          this.connRehashed++;
-        }
-        this.connHits++;
-        if (p.icmpError === 0) conn.touch(slot, now, p.tcpFlags);
-      } else {
-        bid = pickMaglev(svc, hash);
-        if (bid < 0) return this.drop(Verdict.noBackend);
-        // A flow's first packet is a RST: nothing to remember. ICMP errors never create flows.
-        if (p.icmpError === 0 && (p.tcpFlags & TcpFlag.rst) === 0) {
-          const kind = p.flowProto === IpProto.tcp ? FlowKind.tcp : FlowKind.udp;
-          const r = conn.insert(hash, this.key, bid, kind, now);
-          if (r >= 0) this.connInserts++;
-          else {
-            this.connFallback++;
-            if (r === InsertFailure.untrustedQuota) this.connUntrustedRefused++;
-          }
-        }
-      }
-    } else {
-      bid = pickMaglev(svc, hash);
-      if (bid < 0) return this.drop(Verdict.noBackend);
-    }
-    this.lastBackendId = bid;
-
-    // Encapsulate to the backend's host.
+    // Encapsulate to the chosen backend's host.
+    const t = this.table!;
+    const p = d.packet;
+    const sid = d.serviceId;
+    const bid = d.backendId;
     const backend = t.backendById[bid]!;
     const host = backend.hostAddr;
     const e = this.encap;
-    const ipLen = p.ipLength;
-    if (ipLen > this.maxPacket) return this.drop(Verdict.tooBig);
     if (host.length === 4) {
       e.outerSrc = this.localV4!;
       e.ipId = this.ipId = (this.ipId + 1) & 0xffff;
     } else {
       e.outerSrc = this.localV6!;
-      e.flowLabel = hash & 0xfffff;
+      e.flowLabel = d.hash & 0xfffff;
     }
     e.outerDst = host;
-    e.srcPort = vxlanSourcePort(hash);
-    e.vni = svc.vni;
+    e.srcPort = vxlanSourcePort(d.hash);
+    e.vni = t.serviceById[sid]!.vni;
     // The chosen DIP's MAC, precomputed with the table: a reference swap, no allocation.
     if (this.perDipMac) e.innerDstMac = backend.mac;
+    const ipLen = p.ipLength;
     const n = encapsulateVxlan(this.out, buf, 0, ipLen, e);
-    if (n < 0) return this.drop(Verdict.tooBig);
+    if (n < 0) return this.count(Verdict.tooBig);
     this.outLength = n;
     this.outHost = host;
-    this.verdicts[0]!++;
     this.servicePackets[sid]!++;
     this.serviceBytes[sid]! += ipLen;
     this.backendPackets[bid]!++;
     this.backendBytes[bid]! += ipLen;
-    return Verdict.forward;
+    return this.count(Verdict.forward);
   }
 
   /**
-   * What `forward` would do with buf[0, len) at `now`, without doing it: no table entry is
-   * created, refreshed, moved or reclaimed and no counter moves (`vipmux flow`). Off the
-   * packet path: allocates its result and its own scratch.
+   * What `forward` would do with buf[0, len) at `now`, without doing it: the same decision,
+   * read-only (no table entry is created, refreshed, moved or reclaimed and no counter
+   * moves), described for `vipmux flow`. Off the packet path: allocates its result.
    */
   lookup(buf: Uint8Array, len: number, now: number): FlowLookup {
-    const r: FlowLookup = {
-      flow: null,
-      verdict: "forward",
-      service: null,
-      distribution: null,
-      hash: null,
-      tracked: false,
-      entry: null,
-      maglev: null,
-      via: null,
-      dip: null,
-      host: null,
-    };
-    const fail = (v: Verdict, reason: string): FlowLookup => {
-      r.verdict = VERDICT_NAMES[v]!;
-      r.reason = reason;
-      return r;
-    };
-    const t = this.table;
-    if (t === undefined) return fail(Verdict.noTable, "no forwarding table installed yet");
-    const p = new ParsedPacket();
-    const st = parseIpPacket(buf, len, p);
-    if (st !== 0) return fail(st, `malformed packet (${VERDICT_NAMES[st]})`);
-    const flowSrc = formatIp(buf, p.flowSrcOffset, p.flowAddrLen);
-    const flowDst = formatIp(buf, p.flowDstOffset, p.flowAddrLen);
-    r.flow = {
-      protocol: protoName(p.flowProto),
-      src: flowSrc,
-      sport: p.flowHasPorts ? p.flowSrcPort : 0,
-      dst: flowDst,
-      dport: p.flowHasPorts ? p.flowDstPort : 0,
-    };
-    if (this.decrementTtl && buf[p.ttlOffset]! <= 1)
-      return fail(Verdict.ttlExhausted, "TTL / hop limit would reach 0");
+    const d = this.lookupDecision;
+    this.decide(buf, len, now, false, d);
+    return this.describe(buf, now, d);
+  }
 
-    let port = 0;
+  /**
+   * The one decision: where the packet in buf[0, len) goes at `now`, or why it is dropped.
+   * Writes `d` and returns its verdict. With `commit` it also does what forwarding the
+   * packet means for the connection table and its counters (entry reclaimed when expired,
+   * created, refreshed or moved); without, it reads only, so `lookup` can ask it anything.
+   * Verdict counters and the encapsulation are the caller's (`forward`).
+   */
+  private decide(buf: Uint8Array, len: number, now: number, commit: boolean, d: Decision): Verdict {
+    d.reset();
+    const t = this.table;
+    if (t === undefined) return d.finish(Verdict.noTable);
+
+    // 1. Parse. A malformed packet is dropped with the parser's reason (codes 1-7).
+    const p = d.packet;
+    const st = parseIpPacket(buf, len, p);
+    if (st !== ParseStatus.ok) return d.finish(st);
+
+    // 2. The MUX is a router hop: what would leave with TTL 0 is dropped (RFC 1812 §5.3.1).
+    if (this.decrementTtl && buf[p.ttlOffset]! <= 1) return d.finish(Verdict.ttlExhausted);
+
+    // 3. The service: (VIP, protocol, port). ICMP echo requests and fragments look up port 0
+    //    (src/lb/forwarding-table.ts); ICMP errors the flow they quote. Other ICMP (echo
+    //    replies, redirects...) is nothing a backend asked for.
     if (p.icmpType >= 0 && p.icmpError === 0) {
       const echoRequest = p.family === 4 ? IcmpType.echoRequest : Icmpv6Type.echoRequest;
-      if (p.icmpType !== echoRequest)
-        return fail(Verdict.icmpUnsupported, `ICMP type ${p.icmpType} is not forwarded`);
+      if (p.icmpType !== echoRequest) return d.finish(Verdict.icmpUnsupported);
     } else if (p.flowHasPorts && (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp)) {
-      port = p.flowDstPort;
+      d.servicePort = p.flowDstPort;
     }
-    const sid = t.vips.lookup(buf, p.flowDstOffset, p.flowAddrLen, p.flowProto, port);
-    if (sid < 0) {
-      const dst = buf.subarray(p.flowDstOffset, p.flowDstOffset + p.flowAddrLen);
-      const isVip = t.services.some(
-        (s) => s.vipAddr.length === dst.length && s.vipAddr.every((b, i) => b === dst[i]),
-      );
-      const what = port === 0 ? protoName(p.flowProto) : `${protoName(p.flowProto)} port ${port}`;
-      return fail(
-        Verdict.noService,
-        isVip ? `VIP ${flowDst} has no service on ${what}` : `${flowDst} is not a VIP of this MUX`,
-      );
-    }
+    const sid = t.vips.lookup(buf, p.flowDstOffset, p.flowAddrLen, p.flowProto, d.servicePort);
+    if (sid < 0) return d.finish(Verdict.noService);
+    d.serviceId = sid;
     const svc = t.serviceById[sid]!;
-    r.service = svc.name;
-    r.distribution = DISTRIBUTION_NAMES[svc.distribution] ?? null;
-    const hash = flowHash(buf, p, svc.distribution, t.seed);
-    r.hash = hash;
-    const backend = (bid: number): FlowLookupBackend | null => {
-      const b = bid < 0 ? undefined : t.backendById[bid];
-      return b === undefined ? null : { dip: b.dip, host: b.host };
-    };
-    const maglev = pickMaglev(svc, hash);
-    r.maglev = backend(maglev);
 
-    let bid = maglev;
-    r.via = "maglev";
-    r.tracked =
+    // 4. The flow hash, and Maglev's choice for it: where a new flow of this service goes
+    //    (the same on every MUX with the same config).
+    const hash = flowHash(buf, p, svc.distribution, t.seed);
+    d.hash = hash;
+    d.maglevBackendId = pickMaglev(svc, hash);
+    d.via = Via.maglev;
+
+    // 5. The connection table, for TCP and UDP flows that carry ports (not fragments): a
+    //    flow stays on its backend when the Maglev table changes under it.
+    d.tracked =
       p.fragment === 0 &&
       p.flowHasPorts === 1 &&
-      (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp);
-    if (r.tracked) {
-      const key = new Uint32Array(FLOW_KEY_WORDS);
-      writeFlowKey(buf, p, svc.distribution, sid, key);
-      const slot = this.conn.peek(hash, key, now);
-      if (slot >= 0) {
-        const old = this.conn.backendAt(slot);
-        const state = old < t.backendState.length ? t.backendState[old]! : BackendStateCode.absent;
-        const known = t.backendById[old];
-        r.entry = {
-          dip: known?.dip ?? null,
-          host: known?.host ?? null,
-          state: FLOW_STATE_NAMES[this.conn.stateAt(slot)] ?? "unknown",
-          backend: BACKEND_STATE_NAMES[state] ?? "removed",
-          idleLeftMs: this.conn.idleLeftMs(slot, now),
-        };
-        const newConnection =
-          p.flowProto === IpProto.tcp && (p.tcpFlags & (TcpFlag.syn | TcpFlag.ack)) === TcpFlag.syn;
-        if (newConnection) r.via = "new-connection";
-        else if (state !== BackendStateCode.up && state !== BackendStateCode.draining)
-          r.via = "rehash";
-        else {
-          r.via = "entry";
-          bid = old;
+      (p.flowProto === IpProto.tcp || p.flowProto === IpProto.udp)
+        ? 1
+        : 0;
+    if (d.tracked === 1) {
+      const conn = this.conn;
+      writeFlowKey(buf, p, svc.distribution, sid, this.key);
+      // Committing reclaims an expired entry here; reading leaves it for find or expire.
+      d.slot = commit ? conn.find(hash, this.key, now) : conn.peek(hash, this.key, now);
+      if (d.slot >= 0) {
+        const old = conn.backendAt(d.slot);
+        d.entryBackendId = old;
+        d.entryBackendState =
+          old < t.backendState.length ? t.backendState[old]! : BackendStateCode.absent;
+        if (p.flowProto === IpProto.tcp && (p.tcpFlags & SYN_ACK) === TcpFlag.syn) {
+          // A bare SYN reuses the ports for a new connection: it gets the hash's answer
+          // like any new flow (never a draining backend, and the DIP any other MUX picks
+          // for its later packets).
+          d.via = Via.newConnection;
+        } else if (
+          d.entryBackendState === BackendStateCode.up ||
+          d.entryBackendState === BackendStateCode.draining
+        ) {
+          d.via = Via.entry; // draining keeps its flows
+        } else {
+          d.via = Via.rehash; // its backend failed or left: the flow moves
         }
       }
     }
-    if (bid < 0) return fail(Verdict.noBackend, `service ${svc.name} has no backend up`);
-    if (p.ipLength > this.maxPacket)
-      return fail(Verdict.tooBig, `packet of ${p.ipLength} bytes exceeds ${this.maxPacket}`);
-    const chosen = backend(bid)!;
-    r.dip = chosen.dip;
-    r.host = chosen.host;
+
+    // 6. The backend: the entry's, or Maglev's. None up: nothing to send to.
+    const bid = d.via === Via.entry ? d.entryBackendId : d.maglevBackendId;
+    if (bid < 0) return d.finish(Verdict.noBackend);
+    d.backendId = bid;
+
+    // 7. Commit: the entry follows the choice and sees the packet; a new flow gets an
+    //    (untrusted) entry if there is room. An ICMP error neither refreshes nor creates
+    //    an entry (it proves nothing about the flow); a first packet that is a RST leaves
+    //    nothing to remember.
+    if (commit && d.tracked === 1) {
+      const conn = this.conn;
+      if (d.slot >= 0) {
+        if (bid !== d.entryBackendId) conn.setBackend(d.slot, bid);
+        if (d.via === Via.rehash) this.connRehashed++;
+        this.connHits++;
+        if (p.icmpError === 0) conn.touch(d.slot, now, p.tcpFlags);
+      } else if (p.icmpError === 0 && (p.tcpFlags & TcpFlag.rst) === 0) {
+        const kind = p.flowProto === IpProto.tcp ? FlowKind.tcp : FlowKind.udp;
+        const r = conn.insert(hash, this.key, bid, kind, now);
+        if (r >= 0) this.connInserts++;
+        else {
+          this.connFallback++;
+          if (r === InsertFailure.untrustedQuota) this.connUntrustedRefused++;
+        }
+      }
+    }
+
+    // 8. The encapsulated packet must fit the output buffer.
+    if (p.ipLength > this.maxPacket) return d.finish(Verdict.tooBig);
+    return d.finish(Verdict.forward);
+  }
+
+  /** `lookup`'s answer: decision `d` (made read-only on buf at `now`) in words. */
+  private describe(buf: Uint8Array, now: number, d: Decision): FlowLookup {
+    const t = this.table;
+    const p = d.packet;
+    const parsed = d.verdict !== Verdict.noTable && !isParseFailure(d.verdict);
+    const flowDst = parsed ? formatIp(buf, p.flowDstOffset, p.flowAddrLen) : "";
+    const svc = d.serviceId >= 0 ? t!.serviceById[d.serviceId]! : undefined;
+    const backend = (bid: number): FlowLookupBackend | null => {
+      const b = bid < 0 ? undefined : t!.backendById[bid];
+      return b === undefined ? null : { dip: b.dip, host: b.host };
+    };
+    const r: FlowLookup = {
+      flow: parsed
+        ? {
+            protocol: protoName(p.flowProto),
+            src: formatIp(buf, p.flowSrcOffset, p.flowAddrLen),
+            sport: p.flowHasPorts ? p.flowSrcPort : 0,
+            dst: flowDst,
+            dport: p.flowHasPorts ? p.flowDstPort : 0,
+          }
+        : null,
+      verdict: VERDICT_NAMES[d.verdict]!,
+      service: svc?.name ?? null,
+      distribution: svc ? (DISTRIBUTION_NAMES[svc.distribution] ?? null) : null,
+      hash: svc ? d.hash : null,
+      tracked: d.tracked === 1,
+      entry: null,
+      maglev: svc ? backend(d.maglevBackendId) : null,
+      via: VIA_NAMES[d.via] ?? null,
+      dip: null,
+      host: null,
+    };
+    if (d.slot >= 0) {
+      const known = t!.backendById[d.entryBackendId];
+      r.entry = {
+        dip: known?.dip ?? null,
+        host: known?.host ?? null,
+        state: FLOW_STATE_NAMES[this.conn.stateAt(d.slot)] ?? "unknown",
+        backend: BACKEND_STATE_NAMES[d.entryBackendState] ?? "removed",
+        idleLeftMs: this.conn.idleLeftMs(d.slot, now),
+      };
+    }
+    if (d.verdict === Verdict.forward) {
+      const chosen = backend(d.backendId)!;
+      r.dip = chosen.dip;
+      r.host = chosen.host;
+      return r;
+    }
+    r.reason = this.dropReason(buf, d, flowDst, svc);
     return r;
+  }
+
+  /** Why decision `d` drops its packet, in words. */
+  private dropReason(
+    buf: Uint8Array,
+    d: Decision,
+    flowDst: string,
+    svc: ServiceEntry | undefined,
+  ): string {
+    const p = d.packet;
+    switch (d.verdict) {
+      case Verdict.noTable:
+        return "no forwarding table installed yet";
+      case Verdict.ttlExhausted:
+        return "TTL / hop limit would reach 0";
+      case Verdict.icmpUnsupported:
+        return `ICMP type ${p.icmpType} is not forwarded`;
+      case Verdict.noService: {
+        const dst = buf.subarray(p.flowDstOffset, p.flowDstOffset + p.flowAddrLen);
+        const isVip = this.table!.services.some(
+          (s) => s.vipAddr.length === dst.length && s.vipAddr.every((b, i) => b === dst[i]),
+        );
+        const proto = protoName(p.flowProto);
+        const what = d.servicePort === 0 ? proto : `${proto} port ${d.servicePort}`;
+        return isVip
+          ? `VIP ${flowDst} has no service on ${what}`
+          : `${flowDst} is not a VIP of this MUX`;
+      }
+      case Verdict.noBackend:
+        return `service ${svc!.name} has no backend up`;
+      case Verdict.tooBig:
+        return `packet of ${p.ipLength} bytes exceeds ${this.maxPacket}`;
+      default:
+        return `malformed packet (${VERDICT_NAMES[d.verdict]})`;
+    }
   }
 
   /**
@@ -439,9 +541,9 @@ export class Forwarder {
     return this.conn.expire(now, maxSlots);
   }
 
-  private drop(reason: Verdict): Verdict {
-    this.verdicts[reason]!++;
-    return reason;
+  private count(v: Verdict): Verdict {
+    this.verdicts[v]!++;
+    return v;
   }
 
   /** Counters as plain data (control plane: allocates). Per-VIP sums cover every service on the VIP. */
@@ -560,6 +662,12 @@ export interface FlowLookup {
   host: string | null;
 }
 
+const VIA_NAMES: Record<number, FlowLookup["via"]> = {
+  [Via.maglev]: "maglev",
+  [Via.entry]: "entry",
+  [Via.rehash]: "rehash",
+  [Via.newConnection]: "new-connection",
+};
 const DISTRIBUTION_NAMES: Record<number, FlowLookup["distribution"]> = {
   [Distribution.fiveTuple]: "5-tuple",
   [Distribution.threeTuple]: "3-tuple",
@@ -582,6 +690,14 @@ function protoName(proto: number): string {
   if (proto === IpProto.icmp) return "icmp";
   if (proto === IpProto.icmpv6) return "icmpv6";
   return String(proto);
+}
+
+/** TCP flags of a bare SYN (SYN without ACK): the first packet of a connection. */
+const SYN_ACK = TcpFlag.syn | TcpFlag.ack;
+
+/** Verdicts 1-7 are the parser's: the packet could not be read. */
+function isParseFailure(v: Verdict): boolean {
+  return v >= Verdict.truncated && v <= Verdict.badIcmpError;
 }
 
 /** Maglev choice for a flow hash: a backend id, or -1 when no backend is up. */
