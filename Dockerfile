@@ -17,9 +17,9 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 # The host agent programs the kernel with iproute2/netlink and nftables; the rest are the
-# tools an operator reaches for inside a lab node.
+# tools an operator reaches for inside a lab node. tini is PID 1 (see ENTRYPOINT).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables conntrack iputils-ping tcpdump curl procps \
+ && apt-get install -y --no-install-recommends iproute2 nftables conntrack iputils-ping tcpdump curl procps tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/vipmux
 COPY --from=build /src/package.json ./
@@ -29,4 +29,8 @@ COPY --from=build /src/build ./build
 COPY --from=build /src/schemas ./schemas
 COPY configs ./configs
 RUN chmod +x dist/cli/main.js && ln -s /opt/vipmux/dist/cli/main.js /usr/local/bin/vipmux
+# tini as PID 1 reaps orphans (an exec probe's leftovers, killed with its process group:
+# src/health/probes.ts) and forwards SIGTERM/SIGHUP to vipmux; without an init they
+# would stay zombies under PID 1. See docs/security.md, "Exec probes".
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["vipmux", "--help"]

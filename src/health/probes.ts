@@ -158,6 +158,30 @@ function probeUdp(
   });
 }
 
+/**
+ * The environment an exec probe sees: PATH (and LANG, for the probe's messages) from the
+ * daemon, then what the config sets for it (src/health/targets.ts). Nothing else: the
+ * daemon's environment holds secrets (the health token, BGP passwords) that a probe
+ * script has no business reading. See docs/security.md, "Exec probes".
+ */
+export function probeEnvironment(extra?: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  };
+  if (process.env.LANG !== undefined) env.LANG = process.env.LANG;
+  return { ...env, ...extra };
+}
+
+/** SIGKILLs a probe's whole process group; it may be gone already. */
+function killGroup(pgid: number | undefined): void {
+  if (pgid === undefined) return;
+  try {
+    process.kill(-pgid, "SIGKILL");
+  } catch {
+    // ESRCH: nothing left in the group
+  }
+}
+
 function probeExec(
   command: string[],
   timeoutMs: number,
@@ -166,18 +190,24 @@ function probeExec(
   return new Promise((resolve) => {
     const t0 = performance.now();
     const [file, ...args] = command;
+    // detached: the probe leads its own process group, so a timeout can kill whatever it
+    // started (a shell's children, their children) and not only the direct child.
     const child = spawn(file ?? "false", args, {
       stdio: "ignore",
-      env: { ...process.env, ...env },
+      env: probeEnvironment(env),
+      detached: true,
     });
     const timer = setTimeout(() => {
-      child.kill("SIGKILL");
+      killGroup(child.pid);
       finish(false, `timeout after ${timeoutMs} ms`);
     }, timeoutMs);
     const finish = finisher(resolve, t0, () => clearTimeout(timer));
     child.once("error", (e: NodeJS.ErrnoException) => finish(false, e.code ?? e.message));
-    child.once("exit", (code, signal) =>
-      finish(code === 0, code === 0 ? "exit 0" : signal ? `killed by ${signal}` : `exit ${code}`),
-    );
+    child.once("exit", (code, signal) => {
+      // Whatever the probe left running in its group (a backgrounded command) goes too:
+      // a probe that runs every interval must not leave a process behind each time.
+      killGroup(child.pid);
+      finish(code === 0, code === 0 ? "exit 0" : signal ? `killed by ${signal}` : `exit ${code}`);
+    });
   });
 }

@@ -1,10 +1,14 @@
 // Probes against real servers on loopback: each probe type, success and each failure.
 import dgram from "node:dgram";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runProbe } from "../../../src/health/probes.ts";
 import { applyResult, initialRiseFall } from "../../../src/health/rise-fall.ts";
+import { pollUntil } from "../../../src/lab/testing.ts";
 
 let httpServer: http.Server;
 let tcpServer: net.Server;
@@ -139,6 +143,108 @@ describe("probes", () => {
       ok: false,
       detail: "ENOENT",
     });
+  });
+});
+
+/** State and process group of a live (not zombie) process, from /proc; undefined if gone. */
+function procStat(pid: number | string): { pgrp: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined; // exited (and reaped)
+  }
+  // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")".
+  const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // A killed orphan may stay a zombie when PID 1 does not reap: it runs nothing.
+  return state === "Z" || state === "X" ? undefined : { pgrp: Number(pgrp) };
+}
+
+/** Live processes whose process group is `pgid`. */
+function liveInGroup(pgid: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name) && procStat(name)?.pgrp === pgid)
+    .map(Number);
+}
+
+describe("exec probe isolation", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vipmux-exec-probe-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs with PATH, LANG and the configured variables only: no token", async () => {
+    const out = join(dir, "env.txt");
+    process.env.VIPMUX_HEALTH_TOKEN = "do-not-leak";
+    process.env.VIPMUX_TEST_SECRET = "do-not-leak-either";
+    try {
+      const r = await runProbe({
+        type: "exec",
+        command: ["sh", "-c", 'env > "$OUT"'],
+        env: { OUT: out, VIPMUX_DIP: "10.10.1.11" },
+        timeoutMs: 2000,
+      });
+      expect(r).toMatchObject({ ok: true });
+    } finally {
+      delete process.env.VIPMUX_HEALTH_TOKEN;
+      delete process.env.VIPMUX_TEST_SECRET;
+    }
+    const env = readFileSync(out, "utf8");
+    expect(env).not.toContain("do-not-leak");
+    const names = env
+      .split("\n")
+      .filter((l) => l.includes("="))
+      .map((l) => l.slice(0, l.indexOf("=")));
+    expect(names).toContain("PATH");
+    expect(names).toContain("VIPMUX_DIP");
+    // What the shell adds by itself (PWD, SHLVL, _) aside, nothing from the daemon.
+    const shellOwn = new Set(["PWD", "OLDPWD", "SHLVL", "_"]);
+    expect(names.filter((n) => !shellOwn.has(n)).sort()).toEqual(
+      ["OUT", "PATH", "VIPMUX_DIP", ...(process.env.LANG !== undefined ? ["LANG"] : [])].sort(),
+    );
+  });
+
+  it("on timeout kills the probe's whole process group, grandchildren included", async () => {
+    const pids = join(dir, "pids.txt");
+    // The shell (leader of the probe's group) starts a sleep that would outlive it by far.
+    // The probe reports the sleep's process group while it runs.
+    const r = await runProbe({
+      type: "exec",
+      command: [
+        "sh",
+        "-c",
+        'sleep 30 & echo "$$ $! $(cut -d" " -f5 /proc/$!/stat)" > "$PIDS.tmp"; mv "$PIDS.tmp" "$PIDS"; wait',
+      ],
+      env: { PIDS: pids },
+      timeoutMs: 500,
+    });
+    expect(r).toMatchObject({ ok: false, detail: "timeout after 500 ms" });
+    const [shell, sleeper, pgid] = readFileSync(pids, "utf8").trim().split(/\s+/).map(Number);
+    expect(sleeper).toBeGreaterThan(0);
+    // The probe ran in its own process group, led by the shell.
+    expect(pgid).toBe(shell);
+    await pollUntil(async () => procStat(sleeper!) === undefined, {
+      timeoutMs: 2000,
+      intervalMs: 20,
+      what: "the grandchild sleep to be gone",
+    });
+    expect(liveInGroup(shell!)).toEqual([]);
+  });
+
+  it("leaves nothing behind when the probe exits and forgot a background process", async () => {
+    const pids = join(dir, "pids2.txt");
+    const r = await runProbe({
+      type: "exec",
+      command: ["sh", "-c", 'sleep 30 & echo "$$ $!" > "$PIDS"'],
+      env: { PIDS: pids },
+      timeoutMs: 2000,
+    });
+    expect(r).toMatchObject({ ok: true });
+    const [shell, sleeper] = readFileSync(pids, "utf8").trim().split(" ").map(Number);
+    await pollUntil(async () => procStat(sleeper!) === undefined, {
+      timeoutMs: 2000,
+      intervalMs: 20,
+      what: "the forgotten sleep to be gone",
+    });
+    expect(liveInGroup(shell!)).toEqual([]);
   });
 });
 
