@@ -1,14 +1,16 @@
 // The BGP speaker: the only BGP surface the controller sees (undici's Dispatcher vs Pool
-// split). `announce` / `withdraw` change the desired table; each peer's Adj-RIB-Out sends
-// the difference after a short coalescing window, packed into the fewest UPDATEs, with
-// per-peer export policy. Sessions, FSM and timers stay behind this class. The speaker
-// keeps what peers send (Adj-RIB-In) for queries and installs nothing in the kernel.
+// split). `announce` / `withdraw` change the desired table (loc-rib.ts); each peer's
+// Adj-RIB-Out sends the difference after a short coalescing window, packed into the fewest
+// UPDATEs, with per-peer export policy. Sessions, FSM and timers stay behind this class.
+// The speaker keeps what peers send (Adj-RIB-In) for queries and installs nothing in the
+// kernel.
 
 import { EventEmitter } from "node:events";
 import type net from "node:net";
 import { AdjRibIn, type ReceivedIssue, type ReceivedRoute } from "./adj-rib-in.ts";
 import { AdjRibOut, type Desired } from "./adj-rib-out.ts";
 import { defaultFsmConfig, type FsmStateName } from "./fsm.ts";
+import { keyPrefix, LocRib, prefixKey } from "./loc-rib.ts";
 import {
   type ExportedRoute,
   type ExportPolicy,
@@ -23,14 +25,7 @@ import { type Listener, listen, plainAddress } from "./transport.ts";
 import type { Capability } from "./wire/capabilities.ts";
 import { Afi, CeaseSubcode, RouteRefreshSubtype, Safi } from "./wire/constants.ts";
 import { packAnnouncements, packWithdrawals } from "./wire/pack.ts";
-import {
-  formatPrefix,
-  type Prefix,
-  parseIpv4,
-  parseIpv6,
-  parsePrefix,
-  prefixListOf,
-} from "./wire/prefix.ts";
+import { parseIpv4, parseIpv6, prefixListOf } from "./wire/prefix.ts";
 import { encodeRouteRefresh } from "./wire/route-refresh.ts";
 import { encodeEndOfRib } from "./wire/update.ts";
 
@@ -157,46 +152,6 @@ const AFI_FAMILY: Record<number, Family> = { 1: "ipv4", 2: "ipv6" };
 /** Prefixes per flush step before yielding to the event loop (keepalives keep flowing). */
 const FLUSH_STEP = 20_000;
 
-/** Canonical text of a prefix: the key of every table. */
-export function prefixKey(text: string): { key: string; prefix: Prefix } {
-  const p = parsePrefix(text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`);
-  if (!p) throw new TypeError(`not a prefix: ${text}`);
-  return { key: flat(formatPrefix(p)), prefix: p };
-}
-
-/**
- * The prefix of a canonical key. IPv4 keys are parsed by hand: this runs for every prefix
- * of every UPDATE batch, and the general parser's garbage would dominate a full-table send.
- */
-function keyPrefix(key: string): Prefix {
-  if (key.includes(":")) return parsePrefix(key)!;
-  let addr = 0;
-  let octet = 0;
-  let i = 0;
-  for (; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c === 46 /* . */ || c === 47 /* / */) {
-      addr = addr * 256 + octet;
-      octet = 0;
-      if (c === 47) break;
-    } else octet = octet * 10 + (c - 48);
-  }
-  let len = 0;
-  for (i++; i < key.length; i++) len = len * 10 + (key.charCodeAt(i) - 48);
-  return { afi: 1, addr, len };
-}
-
-/**
- * A flat, internalized copy of a string built by concatenation (V8 keeps those as trees
- * of pieces): table keys then cost half the memory and are shared by every table.
- */
-function flat(s: string): string {
-  if (s.length <= 12) return s; // short concatenations are flat already
-  const o: Record<string, true> = { [s]: true };
-  for (const k in o) return k;
-  return s;
-}
-
 function validateAttrs(a: RouteAttributes): void {
   for (const c of a.communities ?? []) parseCommunity(c);
   for (const c of a.largeCommunities ?? []) parseLargeCommunity(c);
@@ -209,14 +164,13 @@ function validateAttrs(a: RouteAttributes): void {
 export class Speaker extends EventEmitter<SpeakerEvents> {
   readonly options: SpeakerOptions;
   /**
-   * The desired table: prefix key → interned attributes id. Numbers and shared flat keys
-   * only (no object per route): 100,000 VIPs cost a few MiB.
+   * The desired table. Export results are cached per (peer, attribute set id, family):
+   * when compaction renumbers the sets, those caches go (what was sent is keyed by content
+   * and stays valid).
    */
-  private readonly routes = new Map<string, number>();
-  private readonly attrsIds = new Map<string, number>();
-  /** Attributes by id; export results are cached per (peer, id, family). */
-  private readonly attrsById: RouteAttributes[] = [];
-  private compactAt = 1024;
+  private readonly routes = new LocRib(() => {
+    for (const p of this.peersByKey.values()) p.exportCache.clear();
+  });
   private readonly peersByKey = new Map<string, Peer>();
   private listener: Listener | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -422,42 +376,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   announce(prefix: string, attrs: RouteAttributes = {}): void {
     validateAttrs(attrs);
     const { key } = prefixKey(prefix);
-    const canon = JSON.stringify(attrs, Object.keys(attrs).sort());
-    let attrsId = this.attrsIds.get(canon);
-    if (attrsId === undefined) {
-      if (this.attrsById.length >= this.compactAt) this.compactAttrs();
-      attrsId = this.attrsById.length;
-      this.attrsById.push(attrs);
-      this.attrsIds.set(canon, attrsId);
-    }
-    if (this.routes.get(key) === attrsId) return;
-    this.routes.set(key, attrsId);
-    this.markDirty(key);
-  }
-
-  /**
-   * Attribute sets no route uses any more are dropped once the table of them has doubled,
-   * so a caller that keeps changing MEDs or communities does not grow memory forever.
-   */
-  private compactAttrs(): void {
-    const live = new Map<number, number>(); // old id → new id
-    const byId: RouteAttributes[] = [];
-    for (const id of this.routes.values()) {
-      if (live.has(id)) continue;
-      live.set(id, byId.length);
-      byId.push(this.attrsById[id]!);
-    }
-    for (const [key, id] of this.routes) this.routes.set(key, live.get(id)!);
-    this.attrsIds.clear();
-    for (let i = 0; i < byId.length; i++) {
-      const a = byId[i]!;
-      this.attrsIds.set(JSON.stringify(a, Object.keys(a).sort()), i);
-    }
-    this.attrsById.length = 0;
-    this.attrsById.push(...byId);
-    // Export results are cached by id; sent state is keyed by content and stays valid.
-    for (const p of this.peersByKey.values()) p.exportCache.clear();
-    this.compactAt = Math.max(1024, 2 * byId.length);
+    if (this.routes.set(key, attrs)) this.markDirty(key);
   }
 
   /** Withdraws `prefix` from every peer (no-op when not announced). */
@@ -518,7 +437,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       const ck = attrsId * 2 + (prefix.afi - 1);
       let e = peer.exportCache.get(ck);
       if (e === undefined) {
-        e = exportRoute(ctx, policy, this.attrsById[attrsId]!, prefix.afi);
+        e = exportRoute(ctx, policy, this.routes.attrs(attrsId), prefix.afi);
         if (typeof e === "string") this.log("warn", `${peer.name}: not exporting: ${e}`);
         peer.exportCache.set(ck, e);
       }

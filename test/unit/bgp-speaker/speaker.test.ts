@@ -3,6 +3,7 @@
 // RST, flaps). The zero-window case needs small kernel buffers: test/integration/bgp-robustness.test.ts.
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import type { LocRib } from "../../../src/bgp/loc-rib.ts";
 import type { Speaker } from "../../../src/bgp/speaker.ts";
 import {
   encodeMessage,
@@ -401,9 +402,9 @@ describe("memory", () => {
   it("attribute sets no route uses are dropped: changing MEDs forever stays bounded", () => {
     const s = speaker({ asn: 65101, routerId: "192.0.2.2", listen: false, peers: [] });
     for (let i = 0; i < 20_000; i++) s.announce(`10.0.${(i >> 8) & 7}.${i & 255}/32`, { med: i });
-    const table = (s as unknown as { attrsById: unknown[] }).attrsById;
+    const table = (s as unknown as { routes: LocRib }).routes;
     // 2,048 routes are announced at any time, so at most about twice that many sets live.
-    expect(table.length).toBeLessThanOrEqual(2 * 2048 + 1);
+    expect(table.attributeSets).toBeLessThanOrEqual(2 * 2048 + 1);
     expect(s.announced()).toHaveLength(2048);
     // Re-announcing with the same attributes still finds them.
     s.announce("10.0.7.255/32", { med: 19_999 });
