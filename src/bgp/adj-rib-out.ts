@@ -1,7 +1,7 @@
 // Adj-RIB-Out of one peer (RustyBGP `peer_tx.rs` shape: pure logic, no I/O): what the peer
 // has been sent (`sent`, prefix key → export key) against what it should have (asked of the
 // caller per prefix). Changes only mark prefixes dirty; `take` turns the dirty set into the
-// fewest UPDATEs: one group per distinct attribute set, then packed by the codec. Because
+// fewest UPDATEs: one group per distinct attribute set, then packed (update-pack.ts). Because
 // only the difference is sent, an announce then withdraw inside one coalescing window
 // sends nothing, and a peer that stops reading costs one dirty set, never a growing queue.
 

@@ -1,9 +1,9 @@
 // The BGP speaker: the only BGP surface the controller sees (undici's Dispatcher vs Pool
 // split). `announce` / `withdraw` change the desired table (loc-rib.ts); each peer's
 // Adj-RIB-Out sends the difference after a short coalescing window, packed into the fewest
-// UPDATEs, with per-peer export policy. Sessions, FSM and timers stay behind this class.
-// The speaker keeps what peers send (Adj-RIB-In) for queries and installs nothing in the
-// kernel.
+// UPDATEs (update-pack.ts), with per-peer export policy. Sessions, FSM and timers stay
+// behind this class. The speaker keeps what peers send (Adj-RIB-In) for queries and
+// installs nothing in the kernel.
 
 import { EventEmitter } from "node:events";
 import type net from "node:net";
@@ -22,10 +22,10 @@ import {
 } from "./policy.ts";
 import { type EstablishedInfo, Session, type SessionCounters } from "./session.ts";
 import { type Listener, listen, plainAddress } from "./transport.ts";
+import { type PackedBatch, packBatch } from "./update-pack.ts";
 import type { Capability } from "./wire/capabilities.ts";
 import { Afi, CeaseSubcode, RouteRefreshSubtype, Safi } from "./wire/constants.ts";
-import { packAnnouncements, packWithdrawals } from "./wire/pack.ts";
-import { parseIpv4, parseIpv6, prefixListOf } from "./wire/prefix.ts";
+import { parseIpv4, parseIpv6 } from "./wire/prefix.ts";
 import { encodeRouteRefresh } from "./wire/route-refresh.ts";
 import { encodeEndOfRib } from "./wire/update.ts";
 
@@ -454,36 +454,15 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     while (peer.out.dirty.size > 0) {
       if (peer.session.writableBytes > limit) return; // resumed by the socket's drain
       const b = peer.out.take(FLUSH_STEP, desired, peer.families, keyPrefix);
-      const chunks: Uint8Array[] = [];
-      let messages = 0;
+      let packed: PackedBatch;
       try {
-        for (const [afi, list] of [
-          [1, b.withdraw4],
-          [2, b.withdraw6],
-        ] as const) {
-          if (list.length === 0) continue;
-          const packed = packWithdrawals(prefixListOf(afi, list), tx);
-          chunks.push(packed.buffer);
-          messages += packed.messages.length;
-        }
-        for (const g of b.announce.values()) {
-          const packed = packAnnouncements(
-            prefixListOf(g.route.afi, g.prefixes),
-            g.route.attrs,
-            tx,
-            g.route.nextHop6,
-          );
-          chunks.push(packed.buffer);
-          messages += packed.messages.length;
-        }
+        packed = packBatch(b, tx);
       } catch (e) {
         this.log("warn", `${peer.name}: UPDATE encoding failed: ${(e as Error).message}`);
         continue;
       }
-      if (messages > 0) {
-        const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        peer.session.send(buf, messages, messages);
-      }
+      const { buffer, messages } = packed;
+      if (messages > 0) peer.session.send(buffer, messages, messages);
       if (peer.out.dirty.size > 0) {
         // Yield so keepalives and other peers are served during a large table.
         peer.flushing = true;
