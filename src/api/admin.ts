@@ -1,8 +1,9 @@
 // The admin API: HTTP/JSON over a unix socket (mode 0600: root only), what the CLI's
 // status, drain, undrain, reload and flow commands talk to. Handlers are plain async
 // functions returning a status and a JSON body; errors become JSON, never a crash.
-import { chmodSync, existsSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import { dirname } from "node:path";
 
 export interface AdminResponse {
@@ -17,29 +18,132 @@ export type AdminHandler = (req: {
   body: unknown;
 }) => Promise<AdminResponse> | AdminResponse;
 
+/** Largest request body the API reads; a larger one is answered 413. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export interface AdminServerOptions {
+  /** Default MAX_BODY_BYTES. */
+  maxBodyBytes?: number;
+}
+
+/**
+ * What is at `path` before we listen there: nothing, a socket nobody answers on (left by a
+ * daemon that died), or something we must not remove (docs/security.md, "Admin socket").
+ */
+async function checkSocketPath(path: string): Promise<"absent" | "stale"> {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "absent";
+    throw e;
+  }
+  if (!st.isSocket())
+    throw new Error(`${path} exists and is not a socket; refusing to remove it (move it away)`);
+  const answer = await new Promise<"live" | "stale" | NodeJS.ErrnoException>((resolve) => {
+    const probe = net.connect({ path });
+    probe.setTimeout(1000, () => {
+      // Accepting nothing for a second: someone holds it (busy or hung), not a dead daemon.
+      probe.destroy();
+      resolve("live");
+    });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve("live");
+    });
+    probe.once("error", (e: NodeJS.ErrnoException) =>
+      resolve(e.code === "ECONNREFUSED" || e.code === "ENOENT" ? "stale" : e),
+    );
+  });
+  if (answer === "live")
+    throw new Error(
+      `another process (vipmux already running?) is listening on the admin socket ${path}; refusing to start`,
+    );
+  if (answer !== "stale")
+    throw new Error(`cannot tell whether the admin socket ${path} is in use: ${answer.message}`);
+  return "stale";
+}
+
+/** Reads a request body of at most `max` bytes; undefined when it is larger. */
+function readBody(req: http.IncomingMessage, max: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > max) {
+      req.resume();
+      resolve(undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > max) {
+        // Stop keeping it; the rest is read and dropped until the answer is out.
+        over = true;
+        chunks.length = 0;
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.once("end", () => {
+      if (!over) resolve(Buffer.concat(chunks).toString("utf8"));
+    });
+    req.once("error", reject);
+  });
+}
+
 export class AdminServer {
   private readonly server: http.Server;
   private readonly socketPath: string;
+  private readonly maxBodyBytes: number;
   /** Inode of our socket: close() removes the path only while it is still ours. */
   private inode = -1;
 
-  constructor(socketPath: string, routes: Record<string, AdminHandler>) {
+  constructor(
+    socketPath: string,
+    routes: Record<string, AdminHandler>,
+    opts: AdminServerOptions = {},
+  ) {
     this.socketPath = socketPath;
+    this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
     this.server = http.createServer((req, res) => {
-      let raw = "";
-      req.setEncoding("utf8");
-      req.on("data", (c: string) => {
-        if (raw.length < 1_000_000) raw += c;
-      });
-      req.on("end", async () => {
-        const url = new URL(req.url ?? "/", "http://vipmux");
-        const key = `${req.method} ${url.pathname}`;
-        const handler = routes[key];
-        let out: AdminResponse;
-        if (!handler) out = { status: 404, body: { error: `no such endpoint: ${key}` } };
-        else {
+      const reply = (out: AdminResponse, close = false) => {
+        res.writeHead(out.status, {
+          "content-type": "application/json",
+          ...(close ? { connection: "close" } : {}),
+        });
+        res.end(`${JSON.stringify(out.body)}\n`);
+      };
+      readBody(req, this.maxBodyBytes).then(
+        async (raw) => {
+          if (raw === undefined) {
+            reply(
+              {
+                status: 413,
+                body: { error: `request body larger than ${this.maxBodyBytes} bytes` },
+              },
+              true,
+            );
+            return;
+          }
+          const url = new URL(req.url ?? "/", "http://vipmux");
+          const key = `${req.method} ${url.pathname}`;
+          const handler = routes[key];
+          if (!handler) return reply({ status: 404, body: { error: `no such endpoint: ${key}` } });
+          let body: unknown;
           try {
-            const body = raw ? (JSON.parse(raw) as unknown) : undefined;
+            body = raw ? (JSON.parse(raw) as unknown) : undefined;
+          } catch (e) {
+            return reply({
+              status: 400,
+              body: { error: `malformed JSON body: ${(e as Error).message}` },
+            });
+          }
+          let out: AdminResponse;
+          try {
             out = await handler({
               method: req.method ?? "GET",
               path: url.pathname,
@@ -49,22 +153,30 @@ export class AdminServer {
           } catch (e) {
             out = { status: 500, body: { error: (e as Error).message } };
           }
-        }
-        res.writeHead(out.status, { "content-type": "application/json" });
-        res.end(`${JSON.stringify(out.body)}\n`);
-      });
+          reply(out);
+        },
+        () => res.destroy(),
+      );
     });
   }
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
-    // A stale socket from a crashed daemon would make listen fail with EADDRINUSE.
-    if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
+    // A stale socket from a crashed daemon would make listen fail with EADDRINUSE; a
+    // live one or anything that is not a socket is refused, never removed.
+    if ((await checkSocketPath(this.socketPath)) === "stale") unlinkSync(this.socketPath);
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(this.socketPath, () => resolve());
+      // bind(2) creates the socket file with mode 0777 & ~umask: with 0177 it is born
+      // 0600, with no moment at which another user could connect. The bind happens inside
+      // listen(), synchronously, so the umask is restored before any other code runs.
+      const umask = process.umask(0o177);
+      try {
+        this.server.listen(this.socketPath, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
-    chmodSync(this.socketPath, 0o600);
     this.inode = statSync(this.socketPath).ino;
   }
 
