@@ -2,13 +2,14 @@
 // split). `announce` / `withdraw` change the desired table (loc-rib.ts); each peer's
 // Adj-RIB-Out sends the difference after a short coalescing window, packed into the fewest
 // UPDATEs (update-pack.ts), with per-peer export policy. Sessions, FSM and timers stay
-// behind this class. The speaker keeps what peers send (Adj-RIB-In) for queries and
-// installs nothing in the kernel.
+// behind this class; so does the RFC 8326 drain (drain.ts). The speaker keeps what peers
+// send (Adj-RIB-In) for queries and installs nothing in the kernel.
 
 import { EventEmitter } from "node:events";
 import type net from "node:net";
 import { AdjRibIn, type ReceivedIssue, type ReceivedRoute } from "./adj-rib-in.ts";
 import { AdjRibOut, type Desired } from "./adj-rib-out.ts";
+import { Drain, type DrainOptions } from "./drain.ts";
 import { defaultFsmConfig, type FsmStateName } from "./fsm.ts";
 import { keyPrefix, LocRib, prefixKey } from "./loc-rib.ts";
 import {
@@ -174,8 +175,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly peersByKey = new Map<string, Peer>();
   private listener: Listener | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
-  private drainState: { prepend: number } | null = null;
-  private withdrawnAll = false;
+  private readonly drainState = new Drain();
   private started = false;
   private stopped = false;
   private readonly log: NonNullable<SpeakerOptions["log"]>;
@@ -426,10 +426,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       localAddress: peer.options.localAddress ?? info.localAddress,
       nextHop4: this.options.nextHop4,
       nextHop6: this.options.nextHop6,
-      drain: this.drainState ?? undefined,
+      drain: this.drainState.gracefulShutdown ?? undefined,
     };
     return (key) => {
-      if (this.withdrawnAll) return undefined;
+      if (this.drainState.withdrawn) return undefined;
       const attrsId = this.routes.get(key);
       if (attrsId === undefined) return undefined;
       const prefix = keyPrefix(key);
@@ -516,7 +516,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     peer.exportCache.clear();
     peer.in.clear();
     // A new session starts from nothing: the whole table again, then End-of-RIB.
-    peer.out.reset(this.withdrawnAll ? [] : this.routes.keys());
+    peer.out.reset(this.drainState.withdrawn ? [] : this.routes.keys());
     peer.eorPending = new Set(families);
     peer.eorrPending.clear();
     const fams = [...families].map((a) => AFI_FAMILY[a]!);
@@ -563,7 +563,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       peer.session.send(encodeRouteRefresh({ afi, safi, subtype: RouteRefreshSubtype.BoRR }), 1, 0);
       peer.eorrPending.add(afi);
     }
-    peer.out.resend(afi as 1 | 2, this.withdrawnAll ? [] : this.routes.keys());
+    peer.out.resend(afi as 1 | 2, this.drainState.withdrawn ? [] : this.routes.keys());
     this.scheduleFlush();
   }
 
@@ -653,27 +653,23 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    * and `prepend` extra copies of the local AS so routers move traffic to other MUXes,
    * wait `waitMs`, then withdraw everything. Sessions stay up.
    */
-  async drain(options: { prepend?: number; waitMs?: number } = {}): Promise<void> {
-    this.drainState = { prepend: options.prepend ?? 0 };
-    this.log("info", `drain: re-announcing ${this.routes.size} prefixes with GRACEFUL_SHUTDOWN`);
-    this.markAllDirty();
-    await this.flushed();
-    await new Promise((r) => setTimeout(r, options.waitMs ?? 5_000));
-    this.withdrawnAll = true;
-    this.log("info", "drain: withdrawing everything");
-    this.markAllDirty();
-    await this.flushed();
+  async drain(options: DrainOptions = {}): Promise<void> {
+    await this.drainState.run(options, {
+      prefixCount: () => this.routes.size,
+      resendAll: () => this.markAllDirty(),
+      flushed: () => this.flushed(),
+      log: (message) => this.log("info", message),
+    });
   }
 
   /** Ends a drain: announce again normally. */
   undrain(): void {
-    this.drainState = null;
-    this.withdrawnAll = false;
+    this.drainState.end();
     this.markAllDirty();
   }
 
   get draining(): boolean {
-    return this.drainState !== null || this.withdrawnAll;
+    return this.drainState.active;
   }
 
   /**
@@ -682,7 +678,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    */
   async shutdown(communication = "vipmux shutting down"): Promise<void> {
     if (this.stopped) return;
-    this.withdrawnAll = true;
+    this.drainState.withdrawn = true;
     this.markAllDirty();
     await this.flushed(5_000);
     this.stopped = true;
