@@ -52,7 +52,8 @@ function rawRequest(
     req.on("error", reject);
     if (chunked) {
       // No content-length: the server only learns the size while reading.
-      for (let i = 0; i < body.length; i += 4096) req.write(body.subarray(i, i + 4096));
+      const bytes = Buffer.from(body);
+      for (let i = 0; i < bytes.length; i += 4096) req.write(bytes.subarray(i, i + 4096));
       req.end();
     } else req.end(body);
   });
