@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Captures golden BGP messages from real sessions for test/fixtures/bgp (issue 3).
+# Captures golden BGP messages from real sessions for test/fixtures/bgp (decoded and
+# re-encoded byte for byte by test/unit/bgp/golden.test.ts).
 #
 #   FRR bgpd (AS 4200000001) <-> ExaBGP (AS 65004)        namespaces vmxcap-frr / vmxcap-exabgp
 #   BIRD 2   (AS 65003)      <-> GoBGP  (AS 4200000002)   namespaces vmxcap-bird / vmxcap-gobgp

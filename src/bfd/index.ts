@@ -13,11 +13,11 @@
 //   await bfd.stats();                                     // timers in force, drops by reason
 //   await bfd.shutdown();                                  // AdminDown to every peer, then stop
 //
-// ## Tying it to the BGP speaker (issue 5: "BFD Down brings the BGP session down at once,
-// and back only after BFD is Up again")
+// ## Tying it to the BGP speaker: a BFD Down brings the BGP session down at once, and it
+// comes back only after BFD is Up again
 //
-// The integrator (controller / speaker construction) wires it; the BGP FSM needs no BFD code
-// of its own beyond an "administrative stop/start" input it already has:
+// The MUX daemon wires it (`syncBfd` in src/controller/mux.ts); the BGP FSM needs no BFD
+// code of its own beyond an "administrative stop/start" input it already has:
 //
 // 1. For each BGP peer with `bfd: { interval-ms, multiplier, passive? }` in the config call
 //    `bfd.addPeer({ peer: address, local: the session's local address, intervalMs,

@@ -1,6 +1,7 @@
 // The BFD engine's thread: UDP sockets (through the native addon, for the received TTL),
 // timers and the session cores all live here, so TX/RX timing depends on this thread's event
-// loop alone, never on the main thread's packet or config work (ARCHITECTURE rule 4).
+// loop alone, never on the main thread's packet or config work
+// (docs/architecture.md#control-plane-survives-the-data-plane).
 import { randomInt } from "node:crypto";
 import { isIP } from "node:net";
 import { performance } from "node:perf_hooks";

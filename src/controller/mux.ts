@@ -25,7 +25,7 @@ export interface DataplanePort {
   /** Milliseconds since the forwarder last proved it is alive; undefined: no forwarder. */
   heartbeatAgeMs(): number | undefined;
   counters?(): ReturnType<NonNullable<MetricsSources["dataplane"]>>;
-  /** Test-only fault switch: stall the forwarder (issue 8: the MUX must withdraw). */
+  /** Test-only fault switch: stall the forwarder (then the MUX must withdraw every VIP). */
   faultStall?(on: boolean): void;
   /**
    * Which backend a flow maps to, for `vipmux flow` (read-only). Throws (or rejects with)

@@ -320,8 +320,10 @@ export class Dataplane {
   }
 
   /**
-   * TEST ONLY (fault injection, issue 8): `true` blocks the worker thread at its next
-   * batch or tick until called with `false`. The heartbeat stops; nothing is forwarded.
+   * TEST ONLY (fault injection: a stalled forwarder must make the MUX withdraw its VIPs,
+   * docs/architecture.md#control-plane-survives-the-data-plane): `true` blocks the worker
+   * thread at its next batch or tick until called with `false`. The heartbeat stops;
+   * nothing is forwarded.
    */
   faultStall(on: boolean): void {
     Atomics.store(this.words, StatusWord.stall, on ? 1 : 0);

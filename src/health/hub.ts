@@ -1,6 +1,7 @@
-// The MUX's one view of backend health (rule 2): host-agent reports for services probed
-// from the hosts, the MUX's own probes for `health.from: mux`, and host-agent silence
-// (agent-timeout) turning all of that host's DIPs down. The controller reads only this.
+// The MUX's one view of backend health: host-agent reports for services probed from the
+// hosts, the MUX's own probes for `health.from: mux`, and host-agent silence (agent-timeout)
+// turning all of that host's DIPs down. The controller reads only this
+// (docs/architecture.md#one-source-of-truth-for-health).
 import { EventEmitter } from "node:events";
 import type { Config } from "../config/schema.ts";
 import { ProbeScheduler } from "./scheduler.ts";

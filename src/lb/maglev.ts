@@ -62,7 +62,8 @@ export function buildMaglevTable(
       throw new RangeError(`maglev: weight ${w} is not a non-negative integer`);
     if (w > 0) order.push(i);
   }
-  // Sort by name so the caller's order cannot change the table (rule: every MUX agrees).
+  // Sort by name so the caller's order cannot change the table: every MUX must build the
+  // same one (docs/architecture.md#every-mux-computes-the-same-answer).
   order.sort((a, b) => {
     const na = backends[a]!.name;
     const nb = backends[b]!.name;

@@ -1,6 +1,7 @@
 // The service model the controller hands to the data plane: which VIP/port maps to which
-// backends, with health already decided (rule 2: the controller is the one source of
-// health). Plain data, validated here so a bad model is refused with every error listed.
+// backends, with health already decided by the controller, the one source of health
+// (docs/architecture.md#one-source-of-truth-for-health). Plain data, validated here so a
+// bad model is refused with every error listed.
 
 import { isIPv4, isIPv6 } from "node:net";
 import { formatIp, parseIp } from "../packet/address.ts";

@@ -1,4 +1,5 @@
-// Timing integrity under real load (issue 5, "no false Down"): at 100 ms x 3 between the
+// Timing integrity under real load, no false Down
+// (docs/architecture.md#control-plane-survives-the-data-plane): at 100 ms x 3 between the
 // edge and both MUXes, 30 s of a full-rate 64-byte UDP flood through the MUXes (the whole
 // system: vipmux run forwarding to the host agents and backends) causes zero BFD state
 // changes, on FRR and on vipmux. BFD runs in its own worker thread, apart from the

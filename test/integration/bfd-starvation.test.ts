@@ -1,6 +1,7 @@
-// Timing integrity (issue 5, "no false Down"): at 100 ms × 3, a main thread blocked by
-// synchronous CPU loops of 200-500 ms, back to back for 30 s, causes zero BFD state changes
-// on vipmux and on FRR, because the BFD engine runs in its own worker_thread.
+// Timing integrity, no false Down (docs/architecture.md#control-plane-survives-the-data-plane):
+// at 100 ms × 3, a main thread blocked by synchronous CPU loops of 200-500 ms, back to back
+// for 30 s, causes zero BFD state changes on vipmux and on FRR, because the BFD engine runs
+// in its own worker_thread.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

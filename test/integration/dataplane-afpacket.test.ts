@@ -3,7 +3,8 @@
 // off, the lab default) and traffic to the MUX's own address (BGP, ping) still reaches its
 // kernel. Each flow must arrive at a host exactly once.
 //
-// VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands.
+// VIP traffic reaches mux1 through a STATIC route on the edge: this test runs the forwarding
+// engine alone (no BGP speaker announces the VIPs), so the dataplane is checked by itself.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLab, type TestLab } from "../../src/lab/testing.ts";
 import {

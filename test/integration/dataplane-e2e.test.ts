@@ -4,8 +4,8 @@
 //      ▲        ▲                                                │ DNAT ─► vm11 vm12 vm21 vm22
 //      └────────┴────────────── DSR: replies from the VIP ───────┘
 //
-// VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands
-// (the integrator switches this to the speaker's announcement).
+// VIP traffic reaches mux1 through a STATIC route on the edge: this test runs the forwarding
+// engine alone (no BGP speaker announces the VIPs); system.test.ts runs it with BGP.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/index.ts";
 import { Forwarder, Verdict } from "../../src/dataplane/forwarder.ts";

@@ -3,8 +3,9 @@
 // connection keeps exchanging data through mux2, with no reset: mux2 has no connection
 // entry for mux1's flows and forwards their non-SYN packets by the same Maglev hash.
 //
-// The edge's ECMP route is STATIC here, and the reroute is done by hand (what the BGP
-// session close or hold timer does once the speaker lands; the integrator switches this).
+// The edge's ECMP route is STATIC here, and the reroute is done by hand (what a BGP session
+// close or BFD does in the whole system): the engines run alone, without BGP, so only the
+// hashing across MUXes is under test. system.test.ts kills and hangs a `vipmux run` MUX.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -2,8 +2,8 @@
 // the wire. The engine runs in mux1 from containerlab/mux1.yml; captures on the hosts'
 // uplinks check what arrives.
 //
-// VIP traffic reaches mux1 through a STATIC route on the edge until the BGP speaker lands
-// (the integrator switches this to the speaker's announcement).
+// VIP traffic reaches mux1 through a STATIC route on the edge: this test runs the forwarding
+// engine alone (no BGP speaker announces the VIPs), so the dataplane is checked by itself.
 import { spawnSync } from "node:child_process";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,6 +1,7 @@
-// Hot reload in the whole system (issue 9): a reload that adds a service, removes another
-// and changes a backend weight applies with zero BGP session resets (FRR's counters) and
-// zero broken connections of untouched services; an invalid reload changes nothing.
+// Hot reload in the whole system (SIGHUP, or `vipmux reload`): a reload that adds a service,
+// removes another and changes a backend weight applies with zero BGP session resets (FRR's
+// counters) and zero broken connections of untouched services; an invalid reload changes
+// nothing.
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

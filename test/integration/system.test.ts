@@ -1,8 +1,10 @@
 // The whole system in the canonical lab, as `vipmux lab up` starts it: two MUXes running
 // `vipmux run` (BGP + BFD to the FRR edge, health, userspace forwarding), two host agents,
-// four backend VMs. Issue 7's acceptance (HTTP/UDP over IPv4 and IPv6, spread, affinity,
-// DSR, MUX failure with live connections, backend drain) and issue 8's dataplane-facing
-// points (a DIP failing, a stalled forwarder) are checked against real traffic.
+// four backend VMs. What the README promises (HTTP/UDP over IPv4 and IPv6, spread,
+// affinity, DSR, MUX failure with live connections, backend drain) and the failures the
+// dataplane must answer (a DIP failing, a stalled forwarder: its MUX withdraws,
+// docs/architecture.md#control-plane-survives-the-data-plane) are checked against real
+// traffic.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
