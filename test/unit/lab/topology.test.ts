@@ -12,6 +12,9 @@ import {
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const canonical = `${root}containerlab/vipmux.clab.yml`;
+const shipped = `${root}schemas/clab.schema.json`;
+// containerlab's published schema, when a copy of it sits beside this checkout: the
+// shipped one must be that file unchanged (checked only where the copy exists).
 const reference = `${root}../shared/reference/clab.schema.json`;
 
 function errorsOf(yaml: string): string[] {
@@ -21,20 +24,17 @@ function errorsOf(yaml: string): string[] {
 }
 
 describe("canonical topology", () => {
-  it("validates against containerlab's published schema (the reference copy)", () => {
-    if (!existsSync(reference)) return; // only in a checkout with shared/ beside it
-    const schema = JSON.parse(readFileSync(reference, "utf8")) as object;
+  it("validates against containerlab's published schema (the copy shipped in schemas/)", () => {
+    const schema = JSON.parse(readFileSync(shipped, "utf8")) as object;
     const validate = new Ajv({ strict: false, allErrors: true }).compile(schema);
     const ok = validate(parse(readFileSync(canonical, "utf8")));
     expect(validate.errors ?? []).toEqual([]);
     expect(ok).toBe(true);
   });
 
-  it("ships the same schema as the reference", () => {
+  it("ships containerlab's published schema unchanged", () => {
     if (!existsSync(reference)) return;
-    expect(readFileSync(`${root}schemas/clab.schema.json`, "utf8")).toBe(
-      readFileSync(reference, "utf8"),
-    );
+    expect(readFileSync(shipped, "utf8")).toBe(readFileSync(reference, "utf8"));
   });
 
   it("loads into nodes with roles, absolute binds and link addresses", () => {
