@@ -72,8 +72,8 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
       else if (m.type === "reply") {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (m.ok) p?.resolve(m.stats);
-        else p?.reject(new BfdError(m.error, m.code));
+        if (m.ok) p?.resolve(m.value);
+        else p?.reject(new BfdError(m.error.message, m.error.code));
       } else if (m.type === "log") log?.(m.level, m.message);
     });
     worker.on("exit", (code) => {

@@ -1,6 +1,7 @@
 // Messages between the BfdManager (main thread) and the BFD worker. Plain structured-clone
 // data: the worker owns sockets, timers and sessions; the main thread only sees these.
 // The shapes both sides share are declared here once; manager.ts re-exports the public ones.
+import type { Result } from "../util/result.ts";
 import type { BfdStateName, DropReason } from "./packet.ts";
 
 export interface BfdPeerOptions {
@@ -93,9 +94,17 @@ export interface StateMessage extends BfdPeerEvent {
   type: "state";
 }
 
+/** Why the worker refused a request; the manager rejects with it as a BfdError. */
+export interface WorkerError {
+  message: string;
+  code?: string;
+}
+
+/** The answer to the request with this id: the stats for "stats", nothing otherwise. */
+type Reply = { type: "reply"; id: number } & Result<BfdStats | undefined, WorkerError>;
+
 export type FromWorker =
   | { type: "ready" }
   | StateMessage
-  | { type: "reply"; id: number; ok: true; stats?: BfdStats }
-  | { type: "reply"; id: number; ok: false; error: string; code?: string }
+  | Reply
   | { type: "log"; level: "info" | "warn"; message: string };

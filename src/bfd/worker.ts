@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
 import { setThreadNice, TtlUdpSocket } from "../native/index.ts";
+import { err, ok, type Result } from "../util/result.ts";
 import {
   BfdState,
   type DropReason,
@@ -16,7 +17,14 @@ import {
   encodeControl,
   stateNames,
 } from "./packet.ts";
-import type { BfdStats, FromWorker, PeerConfig, ToWorker, WorkerOptions } from "./protocol.ts";
+import type {
+  BfdStats,
+  FromWorker,
+  PeerConfig,
+  ToWorker,
+  WorkerError,
+  WorkerOptions,
+} from "./protocol.ts";
 import {
   currentPacket,
   detectionTimeUs,
@@ -301,31 +309,34 @@ function stats(): BfdStats {
   };
 }
 
+const reply = (id: number, result: Result<BfdStats | undefined, WorkerError>): void =>
+  post({ type: "reply", id, ...result });
+
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case "add":
       if (shuttingDown) throw new Error("BFD is shutting down");
       add(m.config);
-      return post({ type: "reply", id: m.id, ok: true });
+      return reply(m.id, ok(undefined));
     case "remove": {
       const s = byPeer.get(m.peer);
       if (s && !s.removing) await retire(s);
-      return post({ type: "reply", id: m.id, ok: true });
+      return reply(m.id, ok(undefined));
     }
     case "admin": {
       const s = byPeer.get(m.peer);
       if (!s) throw new Error(`no BFD session for ${m.peer}`);
       advance(s, { type: m.down ? "admin-down" : "admin-up" });
-      return post({ type: "reply", id: m.id, ok: true });
+      return reply(m.id, ok(undefined));
     }
     case "stats":
-      return post({ type: "reply", id: m.id, ok: true, stats: stats() });
+      return reply(m.id, ok(stats()));
     case "shutdown":
       shuttingDown = true;
       await Promise.all([...byPeer.values()].filter((s) => !s.removing).map(retire));
       for (const s of rx.values()) s.close();
       rx.clear();
-      post({ type: "reply", id: m.id, ok: true });
+      reply(m.id, ok(undefined));
       port!.close();
       return;
   }
@@ -333,14 +344,14 @@ async function handle(m: ToWorker): Promise<void> {
 
 port.on("message", (m: ToWorker) => {
   handle(m).catch((e: unknown) => {
-    const err = e as { message?: string; code?: string };
-    post({
-      type: "reply",
-      id: m.id,
-      ok: false,
-      error: err.message ?? String(e),
-      ...(err.code ? { code: err.code } : {}),
-    });
+    const failure = e as { message?: string; code?: string };
+    reply(
+      m.id,
+      err({
+        message: failure.message ?? String(e),
+        ...(failure.code ? { code: failure.code } : {}),
+      }),
+    );
   });
 });
 post({ type: "ready" });
