@@ -397,10 +397,15 @@ export class Forwarder {
         d.entryBackendId = old;
         d.entryBackendState =
           old < t.backendState.length ? t.backendState[old]! : BackendStateCode.absent;
-        if (p.flowProto === IpProto.tcp && (p.tcpFlags & SYN_ACK) === TcpFlag.syn) {
-          // A bare SYN reuses the ports for a new connection: it gets the hash's answer
-          // like any new flow (never a draining backend, and the DIP any other MUX picks
-          // for its later packets).
+        if (
+          svc.distribution === Distribution.fiveTuple &&
+          p.flowProto === IpProto.tcp &&
+          (p.tcpFlags & SYN_ACK) === TcpFlag.syn
+        ) {
+          // A bare SYN on a known 5-tuple reuses the ports for a new connection: it gets
+          // the hash's answer like any new flow (never a draining backend, and the DIP any
+          // other MUX picks for its later packets). Not on a 2- or 3-tuple entry: that is
+          // the client's affinity, shared by its live connections, which would move too.
           d.via = Via.newConnection;
         } else if (
           d.entryBackendState === BackendStateCode.up ||

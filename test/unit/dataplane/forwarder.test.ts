@@ -425,6 +425,13 @@ describe("forwarder distributions and robustness", () => {
       },
     ],
   });
+  const spec = (src: string, sport: number): PacketSpec => ({
+    src,
+    dst: "20.20.20.100",
+    proto: "tcp",
+    sport,
+    dport: 80,
+  });
   const from = (src: string, proto: "tcp" | "udp", sport: number) =>
     buildPacket({ src, dst: "20.20.20.100", proto, sport, dport: proto === "tcp" ? 80 : 53 });
 
@@ -442,6 +449,35 @@ describe("forwarder distributions and robustness", () => {
       const clients = new Set<string | Verdict>();
       for (let i = 1; i < 64; i++) clients.add(send(f, from(`198.51.100.${i}`, "tcp", 1000)));
       expect(clients.size).toBeGreaterThan(4);
+    }
+  });
+
+  it("3-tuple and 2-tuple services: a client's new connection follows its entry, so its live connections stay put", () => {
+    const grown = (d: "3-tuple" | "2-tuple"): ServiceModel => {
+      const m = svcModel(d);
+      const s = m.services[0]!;
+      return {
+        services: [
+          { ...s, backends: [...s.backends, { dip: "10.10.10.28", host: "192.168.30.28" }] },
+        ],
+      };
+    };
+    for (const d of ["3-tuple", "2-tuple"] as const) {
+      // A client whose Maglev choice moves to the added backend.
+      const after = forwarder(grown(d));
+      const client = Array.from({ length: 200 }, (_, i) => `198.51.100.${i + 1}`).find(
+        (c) => send(after, from(c, "tcp", 1000)) === "10.10.10.28",
+      )!;
+      expect(client).toBeDefined();
+      const f = forwarder(svcModel(d));
+      const first = send(f, from(client, "tcp", 1000));
+      expect(send(f, buildPacket({ ...spec(client, 1000), flags: 0x10 }))).toBe(first);
+      f.setTable(table(grown(d), f.forwardingTable));
+      // A second connection (bare SYN from a new port) shares the client's entry...
+      expect(send(f, from(client, "tcp", 2000))).toBe(first);
+      // ...and the first connection is still where it lives.
+      expect(send(f, buildPacket({ ...spec(client, 1000), flags: 0x18 }))).toBe(first);
+      expect(f.connRehashed).toBe(0);
     }
   });
 
