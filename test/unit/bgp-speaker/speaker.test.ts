@@ -231,6 +231,9 @@ describe("speaker against scripted peers", () => {
     }
     s.announce("20.20.20.2/32", { med: 1 });
     s.announce("20.20.20.2/32", { med: 2 }); // only the last attributes go out
+    // Wait for the window's UPDATE however slow the machine is, then a while longer for
+    // anything else it would (wrongly) send.
+    await until(() => peer.of("update").length > n, 5000, "the coalesced UPDATE");
     await sleep(200);
     const sent = peer.of("update").slice(n);
     expect(sent).toHaveLength(1);
