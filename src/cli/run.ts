@@ -6,9 +6,10 @@ import type { MuxStatus } from "../api/status.ts";
 import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
 import { type DataplanePort, MuxDaemon } from "../controller/mux.ts";
 import { userspaceDataplane } from "../controller/userspace.ts";
+import { StallSwitch } from "../dataplane/fault.ts";
 import type { FlowLookup } from "../dataplane/forwarder.ts";
 import type { FlowQuery } from "../packet/build.ts";
-import { createLogger } from "../util/log.ts";
+import { createLogger, type LogFn } from "../util/log.ts";
 import { CliError } from "./errors.ts";
 
 const DEFAULT_SOCKET = "/run/vipmux/admin.sock";
@@ -26,8 +27,22 @@ function noDataplane(): DataplanePort {
 export type DataplaneFactory = (config: Config) => DataplanePort;
 const engines: Record<string, DataplaneFactory> = {
   none: noDataplane,
-  userspace: (config) => userspaceDataplane(config, createLogger(`dataplane ${config.node.name}`)),
+  userspace: (config) => {
+    const log = createLogger(`dataplane ${config.node.name}`);
+    return userspaceDataplane(config, log, testFaults(log));
+  },
 };
+
+/**
+ * Failure tests only (VIPMUX_TEST_FAULTS=1, set by the lab): SIGUSR2 stalls and resumes the
+ * forwarding worker, so a test can see the MUX withdraw its VIPs (src/dataplane/fault.ts).
+ */
+function testFaults(log: LogFn): { stall?: StallSwitch } {
+  if (process.env.VIPMUX_TEST_FAULTS !== "1") return {};
+  const stall = new StallSwitch();
+  stall.bindSignal("SIGUSR2", (line) => log("warn", line));
+  return { stall };
+}
 
 /** Engines register here (the userspace worker lives in src/dataplane). */
 export function registerEngine(name: string, factory: DataplaneFactory): void {
@@ -139,14 +154,6 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
         process.once("SIGTERM", () => stop("SIGTERM"));
         process.once("SIGINT", () => stop("SIGINT"));
         process.on("SIGHUP", () => void daemon.reload());
-        // Test-only fault switch (failure tests): SIGUSR2 stalls / resumes the forwarder.
-        if (process.env.VIPMUX_TEST_FAULTS === "1") {
-          let stalled = false;
-          process.on("SIGUSR2", () => {
-            stalled = !stalled;
-            daemon.faultStall(stalled);
-          });
-        }
       });
     });
 

@@ -25,8 +25,6 @@ export interface DataplanePort {
   /** Milliseconds since the forwarder last proved it is alive; undefined: no forwarder. */
   heartbeatAgeMs(): number | undefined;
   counters?(): ReturnType<NonNullable<MetricsSources["dataplane"]>>;
-  /** Test-only fault switch: stall the forwarder (then the MUX must withdraw every VIP). */
-  faultStall?(on: boolean): void;
   /**
    * Which backend a flow maps to, for `vipmux flow` (read-only). Throws (or rejects with)
    * FlowQueryError when the flow is not a valid TCP/UDP 5-tuple.
@@ -223,14 +221,6 @@ export class MuxDaemon {
       "info",
       `vipmux ${this.config.node.name} running: ${this.config.services.length} services, ${this.config.bgp.peers.length} peers`,
     );
-  }
-
-  /** Test-only: stall (or resume) the forwarding worker. */
-  faultStall(on: boolean): boolean {
-    if (!this.dataplane.faultStall) return false;
-    this.dataplane.faultStall(on);
-    this.log("warn", `fault injection: forwarder ${on ? "stalled" : "resumed"}`);
-    return true;
   }
 
   /**

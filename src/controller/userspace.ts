@@ -3,6 +3,7 @@
 // worker's heartbeat is MUX self-health.
 import type { Config } from "../config/schema.ts";
 import { Dataplane } from "../dataplane/engine.ts";
+import type { StallSwitch } from "../dataplane/fault.ts";
 import type { EngineCounters } from "../dataplane/io/protocol.ts";
 import type { LogFn } from "../util/log.ts";
 import type { DataplanePort } from "./mux.ts";
@@ -10,6 +11,8 @@ import type { DataplanePort } from "./mux.ts";
 export function userspaceDataplane(
   config: Config,
   log: LogFn,
+  /** Failure tests only (src/dataplane/fault.ts). */
+  faults: { stall?: StallSwitch } = {},
 ): DataplanePort & { engine: Dataplane } {
   const d = config.dataplane;
   if (d.io === "packet" && !d.interface)
@@ -25,6 +28,7 @@ export function userspaceDataplane(
     // A dead worker is a MUX that cannot forward: its heartbeat stops, so the controller
     // withdraws every VIP; nothing else to do here but say it.
     onFailure: (e) => log("error", `forwarding worker failed: ${e.message}`),
+    ...(faults.stall ? { stall: faults.stall } : {}),
   });
   let latest: EngineCounters | undefined;
   let poll: NodeJS.Timeout | undefined;
@@ -52,7 +56,6 @@ export function userspaceDataplane(
         conn: latest.conn,
         batchLatencyUs: latest.io.batchLatencyUs,
       },
-    faultStall: (on: boolean) => engine.faultStall(on),
     lookup: (flow) => engine.lookup(flow),
     async stop() {
       if (poll) clearInterval(poll);

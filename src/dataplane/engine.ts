@@ -19,6 +19,7 @@ import { buildForwardingTable, type ForwardingTable } from "../lb/forwarding-tab
 import type { ServiceModel } from "../lb/service.ts";
 import { buildFlowPacket, type FlowQuery } from "../packet/build.ts";
 import { run } from "../util/proc.ts";
+import type { StallSwitch } from "./fault.ts";
 import type { FlowLookup, ForwarderOptions } from "./forwarder.ts";
 import {
   type EngineCounters,
@@ -83,6 +84,11 @@ export interface DataplaneOptions {
    * forward anymore and should withdraw its VIPs. The heartbeat stops growing too.
    */
   readonly onFailure?: (error: Error) => void;
+  /**
+   * Failure tests only: a switch that stalls the worker (src/dataplane/fault.ts). Not part
+   * of what the controller sees; production engines have none.
+   */
+  readonly stall?: StallSwitch;
 }
 
 export interface ApplyResult {
@@ -198,7 +204,9 @@ export class Dataplane {
       import.meta.url,
     );
     const started = performance.now();
-    const worker = new Worker(file, { workerData: { options, status: this.status } });
+    const worker = new Worker(file, {
+      workerData: { options, status: this.status, stall: o.stall?.word.buffer },
+    });
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
@@ -320,17 +328,6 @@ export class Dataplane {
   }
 
   /**
-   * TEST ONLY (fault injection: a stalled forwarder must make the MUX withdraw its VIPs,
-   * docs/architecture.md#control-plane-survives-the-data-plane): `true` blocks the worker
-   * thread at its next batch or tick until called with `false`. The heartbeat stops;
-   * nothing is forwarded.
-   */
-  faultStall(on: boolean): void {
-    Atomics.store(this.words, StatusWord.stall, on ? 1 : 0);
-    if (!on) Atomics.notify(this.words, StatusWord.stall);
-  }
-
-  /**
    * TEST ONLY (fault injection): ends the worker abruptly, as a crash would, without
    * stop(): onFailure fires, the heartbeat freezes, later calls reject.
    */
@@ -346,7 +343,7 @@ export class Dataplane {
 
   private async stopNow(): Promise<void> {
     const worker = this.worker;
-    this.faultStall(false);
+    this.options.stall?.set(false); // a stalled worker could not take the stop message
     if (worker && !this.exited) {
       const exited = new Promise<void>((r) => worker.once("exit", () => r()));
       worker.postMessage({ type: "stop" } satisfies ToWorker);

@@ -14,6 +14,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
 import { Dataplane, type DataplaneIo } from "./engine.ts";
+import { StallSwitch } from "./fault.ts";
 import { serviceModelFromConfig } from "./tables.ts";
 
 export interface RunEngineOptions {
@@ -53,7 +54,10 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
   }
   const localV4 = opts.localV4 ?? config.dataplane.sourceV4 ?? config.node.routerId;
   const localV6 = opts.localV6 ?? config.dataplane.sourceV6 ?? config.bgp.nextHopV6;
+  // Failure tests (lab nodes): SIGUSR2 stalls / resumes the forwarding worker.
+  const stall = new StallSwitch();
   const dp = new Dataplane({
+    stall,
     io,
     localV4,
     ...(localV6 ? { localV6 } : {}),
@@ -79,14 +83,7 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
     dp.apply(serviceModelFromConfig(next)).catch((e: Error) => log(`dataplane: ${e.message}`));
   };
   process.on("SIGHUP", reload);
-  // Test-only fault switch for lab tests: SIGUSR2 stalls / resumes the forwarding worker.
-  let stalled = false;
-  const toggleStall = () => {
-    stalled = !stalled;
-    dp.faultStall(stalled);
-    log(`dataplane: fault: worker ${stalled ? "stalled" : "resumed"} (SIGUSR2)`);
-  };
-  process.on("SIGUSR2", toggleStall);
+  const unbindStall = stall.bindSignal("SIGUSR2", (line) => log(`dataplane: ${line}`));
 
   let timer: NodeJS.Timeout | undefined;
   if (opts.counters) {
@@ -122,7 +119,7 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
   }
   return async () => {
     process.off("SIGHUP", reload);
-    process.off("SIGUSR2", toggleStall);
+    unbindStall();
     if (timer) clearInterval(timer);
     await dp.stop();
   };

@@ -27,8 +27,14 @@ const VXLAN_OVERHEAD_V6 = 70;
 /** Connection-table slots examined for idle entries per heartbeat tick. */
 const EXPIRE_SLOTS_PER_TICK = 8192;
 
-const { options, status } = workerData as { options: WorkerOptions; status: SharedArrayBuffer };
+const { options, status, stall } = workerData as {
+  options: WorkerOptions;
+  status: SharedArrayBuffer;
+  /** Failure tests only: the StallSwitch's word (src/dataplane/fault.ts). */
+  stall: SharedArrayBuffer | undefined;
+};
 const words = new Int32Array(status);
+const stallWord = stall === undefined ? undefined : new Int32Array(stall);
 const times = new BigInt64Array(status);
 const port0 = parentPort;
 if (!port0) throw new Error("dataplane worker: not in a worker_thread");
@@ -85,9 +91,10 @@ function alive(now: number): void {
   Atomics.store(times, StatusTime.aliveAt, BigInt(now));
 }
 
-/** Test-only fault: blocks the whole thread while the stall word is 1. */
+/** Failure tests only: blocks the whole thread while the StallSwitch is on. */
 function stallIfAsked(): void {
-  while (Atomics.load(words, StatusWord.stall) === 1) Atomics.wait(words, StatusWord.stall, 1);
+  if (stallWord === undefined) return;
+  while (Atomics.load(stallWord, 0) === 1) Atomics.wait(stallWord, 0, 1);
 }
 
 function runBatch(): void {

@@ -29,10 +29,8 @@ export interface WorkerOptions {
 export const StatusWord = {
   /** Version of the table the worker forwards with (0: none yet). */
   appliedVersion: 0,
-  /** Test-only fault switch: 1 = the worker blocks (Atomics.wait) until it is 0 again. */
-  stall: 1,
   /** WorkerState. */
-  state: 2,
+  state: 1,
 } as const;
 /** BigInt64 words (after the Int32 words): milliseconds since the epoch. */
 export const StatusTime = {

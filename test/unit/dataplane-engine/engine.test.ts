@@ -7,7 +7,9 @@ import {
   DEFAULT_INNER_DST_MAC,
   FlowQueryError,
 } from "../../../src/dataplane/engine.ts";
+import { StallSwitch } from "../../../src/dataplane/fault.ts";
 import { Verdict } from "../../../src/dataplane/forwarder.ts";
+import { pollUntil } from "../../../src/lab/testing.ts";
 import { dipMacText } from "../../../src/lb/dip-mac.ts";
 import type { ServiceModel } from "../../../src/lb/service.ts";
 import { formatIp, formatMac } from "../../../src/packet/address.ts";
@@ -328,25 +330,42 @@ describe("Dataplane (memory port)", () => {
   });
 
   it("heartbeat advances; the stall switch freezes it and the worker answers nothing", async () => {
-    const dp = await started();
+    const stall = new StallSwitch();
+    const dp = await started({ stall });
     const h0 = dp.heartbeat;
     expect(h0.running).toBe(true);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(dp.heartbeat.aliveAt).toBeGreaterThan(h0.aliveAt);
-    expect(dp.heartbeat.ageMs).toBeLessThan(200);
+    await pollUntil(async () => dp.heartbeat.aliveAt > h0.aliveAt, {
+      timeoutMs: 10_000,
+      what: "a heartbeat",
+    });
 
-    dp.faultStall(true);
-    await new Promise((r) => setTimeout(r, 60)); // the worker reaches its next tick and blocks
-    const frozen = dp.heartbeat.aliveAt;
+    stall.set(true);
+    // The worker blocks at its next tick or message, before it says it is alive: this
+    // request is never answered, and the heartbeat stays where it was.
     await expect(dp.counters(300)).rejects.toThrow(/did not answer/);
-    expect(dp.heartbeat.aliveAt).toBe(frozen);
+    const frozen = dp.heartbeat.aliveAt;
     expect(dp.heartbeat.ageMs).toBeGreaterThanOrEqual(300);
+    await new Promise((r) => setTimeout(r, 200)); // ten heartbeat periods
+    expect(dp.heartbeat.aliveAt).toBe(frozen);
 
-    dp.faultStall(false);
-    await new Promise((r) => setTimeout(r, 60));
-    expect(dp.heartbeat.ageMs).toBeLessThan(100);
+    stall.set(false);
+    await pollUntil(async () => dp.heartbeat.aliveAt > frozen, {
+      timeoutMs: 10_000,
+      what: "the heartbeat to resume",
+    });
     await dp.apply(lab);
     expect((await dp.inject(flows(5))).outputs).toHaveLength(5);
+  });
+
+  it("stop() ends a stalled worker cleanly (it releases the stall first)", async () => {
+    const stall = new StallSwitch();
+    const dp = await started({ stall });
+    await dp.apply(lab);
+    stall.set(true);
+    await expect(dp.counters(200)).rejects.toThrow(/did not answer/);
+    await dp.stop();
+    expect(stall.stalled).toBe(false);
+    expect(dp.heartbeat.running).toBe(false);
   });
 
   it("stop is idempotent and ends the worker; later calls reject", async () => {
@@ -363,7 +382,7 @@ describe("Dataplane (memory port)", () => {
     const dp = await started({ onFailure: (e) => failures.push(e) });
     await dp.apply(lab);
     await dp.faultKill();
-    await new Promise((r) => setTimeout(r, 50));
+    await pollUntil(async () => failures.length > 0, { timeoutMs: 10_000, what: "onFailure" });
     expect(failures).toHaveLength(1);
     expect(failures[0]!.message).toMatch(/worker exited/);
     expect(dp.heartbeat.running).toBe(false);
