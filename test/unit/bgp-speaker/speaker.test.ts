@@ -106,7 +106,8 @@ describe("speaker to speaker", () => {
     a.announce("20.20.20.100/32");
     await Promise.all([a.start(), b.start()]);
     await until(() => b.adjRibIn("127.0.0.2").length === 1);
-    const done = a.drain({ prepend: 2, waitMs: 400 });
+    // A wait long enough that a busy machine still sees the route during it.
+    const done = a.drain({ prepend: 2, waitMs: 1500 });
     const drained = await until(() => {
       const r = b.adjRibIn("127.0.0.2")[0];
       return r?.attrs.communities?.includes(0xffff0000) ? r : undefined;

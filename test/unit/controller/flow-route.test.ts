@@ -13,6 +13,7 @@ import { loadConfig } from "../../../src/config/index.ts";
 import { type DataplanePort, MuxDaemon } from "../../../src/controller/mux.ts";
 import { Dataplane } from "../../../src/dataplane/engine.ts";
 import { type FlowLookup, Forwarder } from "../../../src/dataplane/forwarder.ts";
+import { pollUntil } from "../../../src/lab/testing.ts";
 import { buildForwardingTable } from "../../../src/lb/forwarding-table.ts";
 import type { BackendSpec, ServiceModel } from "../../../src/lb/service.ts";
 import { buildFlowPacket, type FlowQuery } from "../../../src/packet/build.ts";
@@ -78,10 +79,11 @@ services:
     });
     await daemon.start();
     // The controller's first table reaches the worker.
-    for (let i = 0; i < 100 && engine.appliedVersion === 0; i++)
-      await new Promise((r) => setTimeout(r, 20));
-    expect(engine.appliedVersion).toBeGreaterThan(0);
-  });
+    await pollUntil(async () => engine.appliedVersion > 0, {
+      timeoutMs: 20_000,
+      what: "the first table in the worker",
+    });
+  }, 30_000);
   afterAll(async () => {
     await daemon?.stop();
     rmSync(dir, { recursive: true, force: true });
