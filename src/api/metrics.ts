@@ -32,6 +32,8 @@ export interface MetricsSources {
           expired: number;
           fallback: number;
           untrustedRefused: number;
+          /** TCP packets forwarded by hash because this MUX saw no SYN for their flow. */
+          noHandshake?: number;
         };
         /** Batch latency histogram: count per log2-microsecond bucket (bucket i: < 2^i µs). */
         batchLatencyUs: number[];
@@ -249,7 +251,7 @@ export class Metrics {
     mirroredCounter(
       r,
       "vipmux_conntrack_untracked_total",
-      "Flows forwarded by hash alone because the table (or the untrusted quota) was full",
+      "Packets forwarded by hash alone: the table (or the untrusted quota) was full, or no TCP handshake was seen for the flow",
       ["reason"],
       () => {
         const c = conn();
@@ -257,6 +259,7 @@ export class Metrics {
           ? [
               [{ reason: "full" }, c.fallback],
               [{ reason: "untrusted_quota" }, c.untrustedRefused],
+              [{ reason: "no_handshake" }, c.noHandshake ?? 0],
             ]
           : [];
       },

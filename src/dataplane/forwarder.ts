@@ -19,8 +19,11 @@
 //    A bare SYN on a known 5-tuple is a new connection: Maglev decides, as for a new flow.
 // 2. Otherwise the Maglev table of the service picks by flow hash. Any packet without an
 //    entry is forwarded this way, SYN or not (a flow from another MUX after an ECMP
-//    rehash must keep working), and gets an untrusted entry if there is room; when there
-//    is none the packet is still forwarded by the hash and `connFallback` counts it.
+//    rehash must keep working). Only what could open a flow gets an (untrusted) entry: a
+//    TCP bare SYN, or a UDP datagram. A TCP packet of a flow this MUX never saw open stays
+//    untracked (`connNoHandshake`): two spoofed ACKs must not buy a 900 s entry
+//    (docs/security.md#connection-table-trust). When the table has no room the packet is
+//    still forwarded by the hash and `connFallback` counts it.
 // 3. ICMP errors follow the entry of the flow they quote (lookup only, no refresh).
 //
 // The inner packet is forwarded as a router would: TTL / hop limit decremented (IPv4
@@ -201,6 +204,8 @@ export class Forwarder {
   connFallback = 0;
   /** ...of which refused by the untrusted quota (a SYN flood shows here). */
   connUntrustedRefused = 0;
+  /** TCP packets of flows this MUX never saw a SYN for: forwarded by hash, no entry. */
+  connNoHandshake = 0;
   /** Entries whose backend went down and were re-hashed to a live one. */
   connRehashed = 0;
   connHits = 0;
@@ -434,7 +439,10 @@ export class Forwarder {
         if (d.via === Via.rehash) this.connRehashed++;
         this.connHits++;
         if (p.icmpError === 0) conn.touch(d.slot, now, p.tcpFlags);
-      } else if (p.icmpError === 0 && (p.tcpFlags & TcpFlag.rst) === 0) {
+      } else if (p.flowProto === IpProto.tcp && (p.tcpFlags & SYN_ACK) !== TcpFlag.syn) {
+        // No handshake seen here (a flow from another MUX, or spoofed): by hash, no entry.
+        if (p.icmpError === 0) this.connNoHandshake++;
+      } else if (p.icmpError === 0) {
         const kind = p.flowProto === IpProto.tcp ? FlowKind.tcp : FlowKind.udp;
         const r = conn.insert(hash, this.key, bid, kind, now);
         if (r >= 0) this.connInserts++;
@@ -592,6 +600,7 @@ export class Forwarder {
         inserts: this.connInserts,
         fallback: this.connFallback,
         untrustedRefused: this.connUntrustedRefused,
+        noHandshake: this.connNoHandshake,
         rehashed: this.connRehashed,
         expired: this.conn.expired,
       },
@@ -620,6 +629,7 @@ export interface ForwarderCounters {
     inserts: number;
     fallback: number;
     untrustedRefused: number;
+    noHandshake: number;
     rehashed: number;
     expired: number;
   };

@@ -10,12 +10,14 @@
 //
 // Admission (Ananta, SIGCOMM 2013: the Mux's trusted and untrusted flows): a flow seen
 // with one packet (a lone SYN, a first UDP datagram) is *untrusted*: it gets a short idle
-// timeout and may use at most `untrustedQuota` entries. It becomes *established* when it
-// shows more than one packet: for TCP one that is not a bare SYN (the handshake's ACK,
-// which a flood of lone SYNs never sends), for other protocols any second packet. A SYN
-// flood therefore fills only the untrusted quota and cannot evict, or crowd out,
-// established flows. When a flow cannot get an entry the forwarder sends it by the hash
-// alone (consistent hashing still maps it to the same backend) and counts it.
+// timeout and may use at most `untrustedQuota` entries. A TCP entry is created only by a
+// SYN (the forwarder keeps other TCP packets without an entry untracked) and becomes
+// *established* only on the handshake's ACK (ACK set, SYN clear) within the untrusted
+// timeout: the evidence of a handshake this MUX saw. Other protocols are established by
+// any second packet. A SYN flood therefore fills only the untrusted quota and cannot
+// evict, or crowd out, established flows, and spoofed mid-flow packets create nothing.
+// When a flow cannot get an entry the forwarder sends it by the hash alone (consistent
+// hashing still maps it to the same backend) and counts it.
 //
 // Time is passed in (milliseconds, any epoch). Deadlines are stored as uint32 and compared
 // with wrap-around arithmetic, so timeouts must stay below 2^31 ms (about 24 days).
@@ -262,8 +264,9 @@ export class ConnectionTable {
       if (state === FlowState.untrusted) this.untrustedCount--;
       state = FlowState.closing;
     } else if (state === FlowState.untrusted) {
-      // A retransmitted bare SYN proves nothing; anything else from the flow does.
-      if (kind !== FlowKind.tcp || (tcpFlags & (TCP_SYN | TCP_ACK)) !== TCP_SYN) {
+      // TCP: only the handshake's ACK (after the SYN that made the entry) proves the flow;
+      // a retransmitted SYN, or a SYN-ACK a client never sends, proves nothing.
+      if (kind !== FlowKind.tcp || (tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_ACK) {
         this.untrustedCount--;
         state = FlowState.established;
       }

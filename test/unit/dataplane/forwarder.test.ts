@@ -243,11 +243,58 @@ describe("forwarder", () => {
   it("forwards non-SYN packets without an entry by the hash, and falls back when the table is full", () => {
     const f = forwarder(model(), { conn: { capacity: 4, untrustedQuota: 2 } });
     const ref = forwarder();
+    // Mid-flow packets of flows this MUX never saw open: by the hash, and no entry.
     for (let port = 5000; port < 5020; port++)
       expect(send(f, tcp(port, 0x10))).toBe(send(ref, tcp(port)));
+    expect(f.connNoHandshake).toBe(20);
+    expect(f.connInserts).toBe(0);
+    // New flows (SYNs) past the untrusted quota: by the hash too, counted as fallback.
+    for (let port = 6000; port < 6020; port++)
+      expect(send(f, tcp(port))).toBe(send(ref, tcp(port)));
+    expect(f.connInserts).toBe(2);
     expect(f.connFallback).toBe(18);
     expect(f.connUntrustedRefused).toBe(18);
     expect(f.counters().drops.noService).toBe(0);
+  });
+
+  it("connection-table poisoning: spoofed ACK pairs create nothing; flows opened during the attack survive a backend change", () => {
+    // The table holds 1,000 flows; the attacker sends ACK, ACK for 20,000 spoofed tuples
+    // (which, before, promoted each to a 900 s established entry and filled the table).
+    const f = forwarder(model(), { conn: { capacity: 1000, untrustedQuota: 250 } });
+    const spoofed = (i: number, flags: number) =>
+      tcp(1024 + (i % 60_000), flags, { src: `203.0.${(i >> 8) & 0xff}.${i & 0xff}` });
+    const legit = (i: number, flags: number) => tcp(40_000 + i, flags, { src: "198.51.100.99" });
+    const first = new Map<number, string>();
+    let t = 0;
+    for (let i = 0; i < 20_000; i++) {
+      send(f, spoofed(i, 0x10), t);
+      send(f, spoofed(i, 0x10), t + 1);
+      if (i % 200 === 0) {
+        // A real client opens a connection: SYN, then the handshake's ACK, then data.
+        const n = i / 200;
+        first.set(n, send(f, legit(n, 0x02), t) as string);
+        send(f, legit(n, 0x10), t + 2);
+        send(f, legit(n, 0x18), t + 3);
+      }
+      t += 1;
+    }
+    expect(first.size).toBe(100);
+    // A backend is added: Maglev moves about a quarter of new flows; live ones stay.
+    f.setTable(
+      table(model({}, [{ dip: "10.10.10.14", host: "192.168.30.14" }]), f.forwardingTable),
+    );
+    let moved = 0;
+    for (const [n, dip] of first) if (send(f, legit(n, 0x10), t) !== dip) moved++;
+    expect(moved).toBe(0);
+    // The attacker got no entry; every legitimate flow got one.
+    expect(f.connNoHandshake).toBe(40_000);
+    expect(f.conn.size).toBe(100);
+    expect(f.connFallback).toBe(0);
+    // Sanity: the hash alone would have moved some of them (what untracked flows suffer).
+    const fresh = forwarder(model({}, [{ dip: "10.10.10.14", host: "192.168.30.14" }]));
+    expect(
+      [...first].filter(([n, dip]) => send(fresh, legit(n, 0x02)) !== dip).length,
+    ).toBeGreaterThan(5);
   });
 
   it("delivers an ICMP frag-needed to the flow's backend, even after the Maglev table moved", () => {

@@ -61,6 +61,18 @@ describe("connection table", () => {
     expect(t.find(h, k, 30 + DEFAULT_TIMEOUTS.tcpClosingMs)).toBe(-1);
   });
 
+  it("promotes a TCP flow only on an ACK without SYN: a SYN-ACK or a flagless segment proves nothing", () => {
+    const t = new ConnectionTable({ capacity: 100 });
+    const k = keyOf(3);
+    const s = t.insert(hashOf(k), k, 1, FlowKind.tcp, 0);
+    t.touch(s, 10, SYN | ACK);
+    expect(t.stateAt(s)).toBe(FlowState.untrusted);
+    t.touch(s, 20, 0);
+    expect(t.stateAt(s)).toBe(FlowState.untrusted);
+    t.touch(s, 30, ACK | 0x08);
+    expect(t.stateAt(s)).toBe(FlowState.established);
+  });
+
   it("promotes a UDP flow on its second packet", () => {
     const t = new ConnectionTable({ capacity: 10 });
     const k = keyOf(3);
@@ -196,7 +208,7 @@ describe("connection table", () => {
               t.touch(slot, now, m.udp ? 0 : o.flags);
               let s = m.state;
               if (!m.udp && (o.flags & 0x05) !== 0) s = FlowState.closing;
-              else if (s === FlowState.untrusted && (m.udp || (o.flags & 0x12) !== SYN))
+              else if (s === FlowState.untrusted && (m.udp || (o.flags & 0x12) === ACK))
                 s = FlowState.established;
               else if (s === FlowState.closing && (o.flags & 0x12) === SYN)
                 s = FlowState.established;
