@@ -7,7 +7,10 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import net from "node:net";
 
+/** Longest line either side accepts; a longer one closes the connection ("oversize"). */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/** Bytes a peer may send before it has authenticated: room for one hello (or challenge). */
+export const MAX_HELLO_BYTES = 4 * 1024;
 
 /** One report: backend keys ("service/dip") with their state. */
 export type BackendReport = [key: string, up: boolean][];
@@ -43,16 +46,98 @@ function macEqual(a: unknown, b: string): boolean {
   return timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
-/** Splits a TCP byte stream into lines, refusing lines longer than MAX_FRAME_BYTES. */
+/**
+ * Splits a TCP byte stream into lines of at most `maxLine` bytes (empty lines skipped).
+ * Linear in the bytes received however they are chunked: each byte is scanned for a
+ * newline once, and a partial line is kept in one buffer that grows by doubling up to
+ * `maxLine`. Lines are taken one at a time (`next`), so a caller can raise `maxLine`
+ * between two lines, e.g. once the peer has authenticated.
+ */
 export class LineFramer {
-  private buf = "";
-  push(chunk: string): { lines: string[]; oversize: boolean } {
-    this.buf += chunk;
-    const lines = this.buf.split("\n");
-    this.buf = lines.pop() ?? "";
-    const oversize =
-      this.buf.length > MAX_FRAME_BYTES || lines.some((l) => l.length > MAX_FRAME_BYTES);
-    return { lines: lines.filter((l) => l.length > 0), oversize };
+  /** Bytes scanned for newlines so far: up to the end of the last line taken. */
+  scanned = 0;
+  /** Bytes copied into the partial-line buffer so far (growth included). */
+  copied = 0;
+  /** Longest line accepted, in bytes. */
+  maxLine: number;
+  /** A line went over `maxLine`: close the connection; nothing more comes out. */
+  oversize = false;
+  /** Received, not yet scanned: queue[0] from `offset` on. */
+  private readonly queue: Buffer[] = [];
+  private offset = 0;
+  private pending = Buffer.alloc(0);
+  private pendingLen = 0;
+
+  constructor(maxLine = MAX_FRAME_BYTES) {
+    this.maxLine = maxLine;
+  }
+
+  /** Takes a chunk off the wire; lines come out of next(). */
+  feed(chunk: Buffer | string): void {
+    if (this.oversize || chunk.length === 0) return;
+    this.queue.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  }
+
+  /** The next complete line, or undefined when there is none yet (or after `oversize`). */
+  next(): string | undefined {
+    for (;;) {
+      const data = this.queue[0];
+      if (this.oversize || data === undefined) return undefined;
+      const start = this.offset;
+      const nl = data.indexOf(0x0a, start);
+      const end = nl < 0 ? data.length : nl;
+      this.scanned += (nl < 0 ? end : nl + 1) - start;
+      if (this.pendingLen + (end - start) > this.maxLine) {
+        this.oversize = true;
+        this.queue.length = 0;
+        this.pending = Buffer.alloc(0);
+        this.pendingLen = 0;
+        return undefined;
+      }
+      if (nl < 0 || nl + 1 === data.length) {
+        this.queue.shift();
+        this.offset = 0;
+      } else this.offset = nl + 1;
+      if (nl < 0) {
+        this.append(data, start, end);
+        continue;
+      }
+      // A newline byte never occurs inside a multi-byte UTF-8 sequence: cutting here is safe.
+      let line: string;
+      if (this.pendingLen === 0) line = data.toString("utf8", start, end);
+      else {
+        this.append(data, start, end);
+        line = this.pending.toString("utf8", 0, this.pendingLen);
+        this.pendingLen = 0;
+        // A connection that once sent a long line does not keep its buffer for good.
+        if (this.pending.length > MAX_HELLO_BYTES) this.pending = Buffer.alloc(0);
+      }
+      if (line.length > 0) return line;
+    }
+  }
+
+  /** feed() then next() until dry: every line complete so far. */
+  push(chunk: Buffer | string): { lines: string[]; oversize: boolean } {
+    this.feed(chunk);
+    const lines: string[] = [];
+    for (let l = this.next(); l !== undefined; l = this.next()) lines.push(l);
+    return { lines, oversize: this.oversize };
+  }
+
+  private append(data: Buffer, start: number, end: number): void {
+    const need = this.pendingLen + (end - start);
+    if (need === this.pendingLen) return;
+    if (need > this.pending.length) {
+      // need <= maxLine: next() checked it.
+      const size = Math.min(Math.max(need, 2 * this.pending.length, 256), this.maxLine);
+      const grown = Buffer.allocUnsafe(size);
+      this.pending.copy(grown, 0, 0, this.pendingLen);
+      this.copied += this.pendingLen;
+      this.pending = grown;
+    }
+    data.copy(this.pending, this.pendingLen, start, end);
+    this.copied += end - start;
+    this.pendingLen = need;
   }
 }
 
