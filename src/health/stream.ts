@@ -11,6 +11,9 @@ import net from "node:net";
 export const MAX_FRAME_BYTES = 64 * 1024;
 /** Bytes a peer may send before it has authenticated: room for one hello (or challenge). */
 export const MAX_HELLO_BYTES = 4 * 1024;
+/** Default caps on connections that have not authenticated yet (all, and per source). */
+export const MAX_UNAUTHENTICATED = 64;
+export const MAX_UNAUTHENTICATED_PER_SOURCE = 8;
 
 /** One report: backend keys ("service/dip") with their state. */
 export type BackendReport = [key: string, up: boolean][];
@@ -148,7 +151,9 @@ export type RejectReason =
   | "bad_mac"
   | "replay"
   | "not_owner"
-  | "unknown_host";
+  | "unknown_host"
+  /** Refused at accept: too many connections not yet authenticated (all or from one source). */
+  | "unauthenticated_limit";
 
 export interface HealthServerOptions {
   token: string;
@@ -158,6 +163,12 @@ export interface HealthServerOptions {
   owns: (host: string, key: string) => boolean;
   /** Hosts that may connect at all (their PA); others are refused after hello. */
   knownHost: (host: string) => boolean;
+  /** Connections not yet authenticated, in all (MAX_UNAUTHENTICATED) ... */
+  maxUnauthenticated?: number;
+  /** ... and from one source address (MAX_UNAUTHENTICATED_PER_SOURCE); more are refused. */
+  maxUnauthenticatedPerSource?: number;
+  /** Bytes a connection may send before it has authenticated (MAX_HELLO_BYTES). */
+  maxHelloBytes?: number;
 }
 
 export interface HealthServerEvents {
@@ -175,6 +186,9 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
   readonly lastHeard = new Map<string, number>();
   private readonly opts: HealthServerOptions;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections that have not authenticated yet, and how many per source address. */
+  private readonly unauthenticated = new Set<net.Socket>();
+  private readonly unauthenticatedBySource = new Map<string, number>();
 
   constructor(opts: HealthServerOptions) {
     super();
@@ -201,23 +215,61 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
     sock.destroy();
   }
 
+  /** Unauthenticated connections, in all and per source address (for status and tests). */
+  unauthenticatedCount(source?: string): number {
+    return source === undefined
+      ? this.unauthenticated.size
+      : (this.unauthenticatedBySource.get(source) ?? 0);
+  }
+
+  /** Counts `sock` as unauthenticated, or refuses it when a cap is reached. */
+  private admit(sock: net.Socket, source: string): boolean {
+    const perSource = this.unauthenticatedBySource.get(source) ?? 0;
+    if (
+      this.unauthenticated.size >= (this.opts.maxUnauthenticated ?? MAX_UNAUTHENTICATED) ||
+      perSource >= (this.opts.maxUnauthenticatedPerSource ?? MAX_UNAUTHENTICATED_PER_SOURCE)
+    )
+      return false;
+    this.unauthenticated.add(sock);
+    this.unauthenticatedBySource.set(source, perSource + 1);
+    return true;
+  }
+
+  /** `sock` authenticated or closed: it no longer counts against the caps. */
+  private settle(sock: net.Socket, source: string): void {
+    if (!this.unauthenticated.delete(sock)) return;
+    const n = (this.unauthenticatedBySource.get(source) ?? 1) - 1;
+    if (n > 0) this.unauthenticatedBySource.set(source, n);
+    else this.unauthenticatedBySource.delete(source);
+  }
+
   private accept(sock: net.Socket): void {
+    sock.on("error", () => {});
+    // Connections that have not authenticated are capped in number and in bytes, so
+    // anyone who can reach the port cannot hold the MUX's memory or sockets
+    // (docs/security.md, "Health stream limits"). Authenticated ones do not count.
+    const source = sock.remoteAddress ?? "";
+    if (!this.admit(sock, source)) {
+      this.reject("unauthenticated_limit", sock);
+      return;
+    }
     const serverNonce = randomBytes(16).toString("hex");
-    const framer = new LineFramer();
+    // Before authentication the only line accepted is a hello: at most maxHello bytes in
+    // all (empty lines included), checked per line as the framer scans.
+    const maxHello = this.opts.maxHelloBytes ?? MAX_HELLO_BYTES;
+    const framer = new LineFramer(maxHello);
     let host: string | undefined;
     let clientNonce = "";
     let lastSeq = -1;
     this.sockets.add(sock);
     sock.setNoDelay(true);
-    sock.setEncoding("utf8");
-    sock.on("error", () => {});
     // An agent that does not authenticate promptly is dropped.
     const helloTimer = setTimeout(() => this.reject("unauthenticated", sock), 5000);
     sock.write(`${JSON.stringify({ t: "challenge", nonce: serverNonce, mux: this.opts.mux })}\n`);
-    sock.on("data", (chunk: string) => {
-      const { lines, oversize } = framer.push(chunk);
-      if (oversize) return this.reject("oversize", sock);
-      for (const line of lines) {
+    sock.on("data", (chunk: Buffer) => {
+      framer.feed(chunk);
+      for (let line = framer.next(); line !== undefined; line = framer.next()) {
+        if (host === undefined && framer.scanned > maxHello) return this.reject("oversize", sock);
         let msg: Record<string, unknown>;
         try {
           msg = JSON.parse(line) as Record<string, unknown>;
@@ -231,6 +283,8 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
             return this.reject("bad_mac", sock);
           if (!this.opts.knownHost(msg.host)) return this.reject("unknown_host", sock);
           clearTimeout(helloTimer);
+          this.settle(sock, source);
+          framer.maxLine = MAX_FRAME_BYTES;
           host = msg.host;
           clientNonce = msg.nonce;
           this.lastHeard.set(host, Date.now());
@@ -263,9 +317,12 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
         this.lastHeard.set(host, Date.now());
         this.emit("report", host, backends, full);
       }
+      if (framer.oversize || (host === undefined && framer.scanned > maxHello))
+        this.reject("oversize", sock);
     });
     sock.on("close", () => {
       this.sockets.delete(sock);
+      this.settle(sock, source);
       clearTimeout(helloTimer);
       if (host !== undefined) this.emit("disconnected", host);
     });
@@ -282,8 +339,18 @@ export interface HealthClientOptions {
   snapshot: () => BackendReport;
 }
 
+/** Why the agent closed a connection itself: what the MUX side sent broke the protocol. */
+export type ClientDropReason = "oversize" | "bad_frame";
+
 /** The agent side of one MUX connection: reconnects with back-off, sends changes at once. */
-export class HealthStreamClient extends EventEmitter<{ up: []; down: [reason: string] }> {
+export class HealthStreamClient extends EventEmitter<{
+  up: [];
+  down: [reason: string];
+  /** The agent closed the connection (whether or not it was up); "down" follows if it was. */
+  dropped: [reason: ClientDropReason];
+}> {
+  /** Connections the agent closed, by reason. */
+  readonly drops = new Map<ClientDropReason, number>();
   private readonly opts: HealthClientOptions;
   private sock?: net.Socket;
   private authed = false;
@@ -328,18 +395,29 @@ export class HealthStreamClient extends EventEmitter<{ up: []; down: [reason: st
     const sock = net.connect({ host: this.opts.mux.address, port: this.opts.mux.port });
     this.sock = sock;
     this.authed = false;
-    const framer = new LineFramer();
+    // Whatever answers at the MUX address gets the same caps as the MUX gives agents: until
+    // its welcome, MAX_HELLO_BYTES in all (challenge and welcome are far smaller); then
+    // lines of MAX_FRAME_BYTES.
+    const framer = new LineFramer(MAX_HELLO_BYTES);
+    let dropReason: ClientDropReason | undefined;
+    const drop = (reason: ClientDropReason) => {
+      dropReason = reason;
+      this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+      this.emit("dropped", reason);
+      sock.destroy();
+    };
     sock.setNoDelay(true);
-    sock.setEncoding("utf8");
-    sock.on("data", (chunk: string) => {
-      for (const line of framer.push(chunk).lines) {
+    sock.on("data", (chunk: Buffer) => {
+      framer.feed(chunk);
+      for (let line = framer.next(); line !== undefined; line = framer.next()) {
+        if (!this.authed && framer.scanned > MAX_HELLO_BYTES) return drop("oversize");
         let msg: Record<string, unknown>;
         try {
           msg = JSON.parse(line) as Record<string, unknown>;
         } catch {
-          sock.destroy();
-          return;
+          return drop("bad_frame");
         }
+
         if (msg.t === "challenge" && typeof msg.nonce === "string") {
           this.serverNonce = msg.nonce;
           this.clientNonce = randomBytes(16).toString("hex");
@@ -347,8 +425,10 @@ export class HealthStreamClient extends EventEmitter<{ up: []; down: [reason: st
           sock.write(
             `${JSON.stringify({ t: "hello", host: this.opts.host, nonce: this.clientNonce, mac })}\n`,
           );
-        } else if (msg.t === "welcome") {
+        } else if (msg.t === "welcome" && !this.authed) {
+          // Once per connection: a repeated welcome would start another heartbeat timer.
           this.authed = true;
+          framer.maxLine = MAX_FRAME_BYTES;
           this.seq = 0;
           this.backoffMs = 200;
           this.send(this.opts.snapshot(), true);
@@ -356,13 +436,14 @@ export class HealthStreamClient extends EventEmitter<{ up: []; down: [reason: st
           this.emit("up");
         }
       }
+      if (framer.oversize || (!this.authed && framer.scanned > MAX_HELLO_BYTES)) drop("oversize");
     });
     sock.on("error", () => {});
     sock.on("close", () => {
       const wasUp = this.authed;
       this.authed = false;
       if (this.heartbeat) clearInterval(this.heartbeat);
-      if (wasUp) this.emit("down", "connection closed");
+      if (wasUp) this.emit("down", dropReason ?? "connection closed");
       if (this.stopped) return;
       this.retry = setTimeout(() => this.connect(), this.backoffMs);
       this.backoffMs = Math.min(this.backoffMs * 2, 5000);

@@ -62,6 +62,10 @@ export class HostHealth {
       const name = `${mux.address}:${mux.port}`;
       c.on("up", () => opts.onStream?.(name, true));
       c.on("down", (reason) => opts.onStream?.(name, false, reason));
+      // A drop while up is reported by "down" with the same reason; before that, here.
+      c.on("dropped", (reason) => {
+        if (!c.connected) opts.onStream?.(name, false, reason);
+      });
       return c;
     });
   }
