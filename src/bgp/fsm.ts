@@ -5,7 +5,11 @@
 //
 // Optional attributes of §8.1.1: DelayOpen is off (no OPEN is ever delayed);
 // DampPeerOscillations is on when the session restarts automatically (the IdleHoldTimer
-// carries the jittered back-off); PassiveTcpEstablishment comes with the start event.
+// carries the jittered back-off); PassiveTcpEstablishment comes with the start event and
+// means what operators mean by a passive peer: never connect. §8.2.2 starts the
+// ConnectRetryTimer in Active and connects when it expires even for a passive start; here a
+// passive session arms no ConnectRetryTimer and waits in Active for the peer's connection
+// for as long as it takes.
 
 import type { Capability } from "./wire/capabilities.ts";
 import { CeaseSubcode, ErrorCode, FsmSubcode, OpenSubcode } from "./wire/constants.ts";
@@ -99,7 +103,16 @@ export type FsmEvent =
   | { readonly type: "ManualStart"; readonly passive?: boolean } // 1, 4
   | { readonly type: "ManualStop"; readonly communication?: string } // 2
   | { readonly type: "AutomaticStart"; readonly passive?: boolean } // 3, 5, 6, 7
-  | { readonly type: "AutomaticStop"; readonly subcode?: number; readonly reason?: string } // 8
+  | {
+      // 8
+      readonly type: "AutomaticStop";
+      readonly subcode?: number;
+      readonly reason?: string;
+      /** The Cease NOTIFICATION's data (e.g. RFC 4486 §4: AFI, SAFI and the prefix bound). */
+      readonly data?: Uint8Array;
+      /** false: stay in Idle until the next start event (no IdleHoldTimer restart). */
+      readonly autoRestart?: boolean;
+    }
   | { readonly type: "ConnectRetryTimerExpires" } // 9
   | { readonly type: "HoldTimerExpires" } // 10
   | { readonly type: "KeepaliveTimerExpires" } // 11
@@ -235,11 +248,12 @@ export const localOpen = (config: FsmConfig): Open =>
     capabilities: config.capabilities,
   });
 
-const cease = (subcode: number, communication?: string): SendNotification => ({
+const cease = (subcode: number, communication?: string, data?: Uint8Array): SendNotification => ({
   type: "send-notification",
   code: ErrorCode.Cease,
   subcode,
   ...(communication !== undefined ? { communication } : {}),
+  ...(data !== undefined ? { data } : {}),
 });
 
 const fromReset = (e: SessionReset): SendNotification => ({
@@ -282,6 +296,8 @@ export function step(
   rng: () => number = Math.random,
 ): FsmStep {
   const connectRetry = () => nowMs + jitter(config.connectRetryMs, rng);
+  /** The ConnectRetryTimer of Active: none for a passive session, which never connects. */
+  const activeRetry = (passive: boolean) => (passive ? undefined : connectRetry());
 
   /**
    * Back to Idle: drop the connection, release resources; `counter` is the new
@@ -317,16 +333,28 @@ export function step(
     return { state, actions };
   };
 
+  /** AutomaticStop (event 8) in a state with a connection: Cease, then Idle. */
+  const automaticStop = (e: Extract<FsmEvent, { type: "AutomaticStop" }>): FsmStep =>
+    toIdle(
+      e.reason ?? "automatic stop",
+      "increment",
+      [cease(e.subcode ?? CeaseSubcode.AdministrativeReset, undefined, e.data)],
+      e.autoRestart ?? s.autoRestart,
+    );
+
   const start = (passive: boolean, autoRestart: boolean, resetCounter: boolean): FsmStep => {
     const base: FsmState = {
       ...s,
       connectRetryCounter: resetCounter ? 0 : s.connectRetryCounter,
       passive,
       autoRestart,
-      timers: { connectRetry: connectRetry() },
+      timers: {},
     };
     if (passive) return { state: { ...base, name: "Active" }, actions: EMPTY };
-    return { state: { ...base, name: "Connect" }, actions: [{ type: "connect" }] };
+    return {
+      state: { ...base, name: "Connect", timers: { connectRetry: connectRetry() } },
+      actions: [{ type: "connect" }],
+    };
   };
 
   /** TCP is up (either direction): send our OPEN, wait for the peer's with a long hold. */
@@ -368,7 +396,18 @@ export function step(
           return { state: s, actions: EMPTY };
         case "ManualStop":
           return toIdle("manual stop", "reset", EMPTY, false);
+        case "AutomaticStop":
+          // No connection to send a NOTIFICATION on: just Idle.
+          return toIdle(
+            event.reason ?? "automatic stop",
+            "increment",
+            EMPTY,
+            event.autoRestart ?? s.autoRestart,
+          );
         case "ConnectRetryTimerExpires":
+          // A passive session never connects (see the head of this file).
+          if (s.passive)
+            return { state: withTimers(s, { connectRetry: undefined }), actions: EMPTY };
           // Connect: drop the attempt and retry; Active: start connecting.
           return {
             state: { ...withTimers(s, { connectRetry: connectRetry() }), name: "Connect" },
@@ -404,9 +443,7 @@ export function step(
             false,
           );
         case "AutomaticStop":
-          return toIdle(event.reason ?? "automatic stop", "increment", [
-            cease(event.subcode ?? CeaseSubcode.AdministrativeReset),
-          ]);
+          return automaticStop(event);
         case "HoldTimerExpires":
           return toIdle("hold timer expired in OpenSent", "increment", [
             { type: "send-notification", code: ErrorCode.HoldTimerExpired, subcode: 0 },
@@ -416,7 +453,7 @@ export function step(
           return {
             state: withTimers(
               { ...s, name: "Active" },
-              { hold: undefined, connectRetry: connectRetry() },
+              { hold: undefined, connectRetry: activeRetry(s.passive) },
             ),
             actions: [{ type: "drop-connection" }],
           };
@@ -480,9 +517,7 @@ export function step(
             false,
           );
         case "AutomaticStop":
-          return toIdle(event.reason ?? "automatic stop", "increment", [
-            cease(event.subcode ?? CeaseSubcode.AdministrativeReset),
-          ]);
+          return automaticStop(event);
         case "HoldTimerExpires":
           return toIdle("hold timer expired in OpenConfirm", "increment", [
             { type: "send-notification", code: ErrorCode.HoldTimerExpired, subcode: 0 },
@@ -538,9 +573,7 @@ export function step(
             false,
           );
         case "AutomaticStop":
-          return toIdle(event.reason ?? "automatic stop", "increment", [
-            cease(event.subcode ?? CeaseSubcode.AdministrativeReset),
-          ]);
+          return automaticStop(event);
         case "HoldTimerExpires":
           return toIdle("hold timer expired", "increment", [
             { type: "send-notification", code: ErrorCode.HoldTimerExpired, subcode: 0 },

@@ -165,9 +165,19 @@ export class Session {
     return Promise.race([done, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
   }
 
-  /** AutomaticStop with a Cease subcode (e.g. maximum prefixes). */
-  automaticStop(subcode: number, reason: string): void {
-    this.feed(this.main, { type: "AutomaticStop", subcode, reason });
+  /**
+   * AutomaticStop with a Cease subcode and its data (e.g. RFC 4486 maximum prefixes).
+   * `autoRestart: false` keeps the session in Idle, refusing the peer's connections, until
+   * the next `start()`.
+   */
+  automaticStop(
+    subcode: number,
+    reason: string,
+    o: { data?: Uint8Array; autoRestart?: boolean } = {},
+  ): void {
+    const event = { type: "AutomaticStop", subcode, reason, ...o } as const;
+    if (this.extra) this.feed(this.extra, event);
+    this.feed(this.main, event);
   }
 
   /** Writes complete messages (UPDATEs, ROUTE-REFRESH) on the Established connection. */
@@ -400,7 +410,12 @@ export class Session {
     c.fsm = r.state;
     for (const a of r.actions) this.execute(c, a);
     if (c !== this.main && c !== this.extra) return; // a dumped connection
-    if (c === this.extra && c.fsm.name === "Idle") {
+    // The peer's extra connection exists only for its socket: when that fails (Idle, or
+    // OpenSent falling back to Active, where a passive connection waits forever) it goes.
+    if (
+      c === this.extra &&
+      (c.fsm.name === "Idle" || (from === "OpenSent" && c.fsm.name === "Active"))
+    ) {
       this.clearTimer(c);
       this.extra = null;
       return;

@@ -85,7 +85,9 @@ const table: [FsmStateName, FsmEvent, FsmStateName, string[]][] = [
   ["Connect", { type: "TcpConnectionConfirmed" }, "OpenSent", ["send-open"]],
   ["Connect", { type: "TcpConnectionFails" }, "Idle", ["drop-connection", "down"]],
   ["Connect", { type: "KeepAliveMsg" }, "Idle", ["drop-connection", "down"]],
-  ["Active", { type: "ConnectRetryTimerExpires" }, "Connect", ["connect"]],
+  // `reach("Active")` is a passive start: a passive session never connects.
+  ["Active", { type: "ConnectRetryTimerExpires" }, "Active", []],
+  ["Active", { type: "AutomaticStop", subcode: 1 }, "Idle", ["drop-connection", "down"]],
   ["Active", { type: "TcpConnectionConfirmed" }, "OpenSent", ["send-open"]],
   ["Active", { type: "TcpConnectionFails" }, "Idle", ["drop-connection", "down"]],
   ["Active", { type: "ManualStop" }, "Idle", ["drop-connection", "down"]],
@@ -202,6 +204,74 @@ describe("FSM transitions (RFC 4271 §8.2.2)", () => {
       );
     expect(down("Established")).toMatchObject({ wasEstablished: true });
     expect(down("OpenConfirm")).toMatchObject({ wasEstablished: false });
+  });
+});
+
+describe("PassiveTcpEstablishment: a passive session never connects", () => {
+  it("a passive start waits in Active with no ConnectRetryTimer, however long", () => {
+    const s = step(config, initialFsmState(), { type: "AutomaticStart", passive: true }, 0, rng);
+    expect(s.state.name).toBe("Active");
+    expect(s.actions).toEqual([]);
+    expect(nextDeadline(s.state)).toBeUndefined();
+    // Even a stray expiry (e.g. a timer armed before) does not connect.
+    const late = { ...s.state, timers: { connectRetry: 5000 } };
+    const r = step(config, late, { type: "ConnectRetryTimerExpires" }, 5000, rng);
+    expect(r.state.name).toBe("Active");
+    expect(r.actions).toEqual([]);
+    expect(nextDeadline(r.state)).toBeUndefined();
+  });
+
+  it("a passive session whose connection fails in OpenSent waits in Active again, no timer", () => {
+    const r = step(config, reach("OpenSent"), { type: "TcpConnectionFails" }, 0, rng);
+    expect(r.state.name).toBe("Active");
+    expect(r.state.passive).toBe(false); // reach() connected out: not passive
+    expect(r.state.timers.connectRetry).toBe(5000);
+    const passive = { ...reach("OpenSent"), passive: true };
+    const p = step(config, passive, { type: "TcpConnectionFails" }, 0, rng);
+    expect(p.state.name).toBe("Active");
+    expect(nextDeadline(p.state)).toBeUndefined();
+  });
+
+  it("an active session in Active connects when the ConnectRetryTimer expires (§8.2.2)", () => {
+    const active = step(config, reach("OpenSent"), { type: "TcpConnectionFails" }, 0, rng).state;
+    const r = step(config, active, { type: "ConnectRetryTimerExpires" }, 5000, rng);
+    expect(r.state.name).toBe("Connect");
+    expect(kinds(r.actions)).toEqual(["connect"]);
+  });
+
+  it("after a failure the IdleHoldTimer restarts a passive session passive again", () => {
+    const s = step(config, initialFsmState(), { type: "AutomaticStart", passive: true }, 0, rng);
+    const idle = step(config, s.state, { type: "TcpConnectionFails" }, 0, rng).state;
+    const again = step(config, idle, { type: "IdleHoldTimerExpires" }, 1000, rng);
+    expect(again.state.name).toBe("Active");
+    expect(again.actions).toEqual([]);
+  });
+});
+
+describe("AutomaticStop (event 8)", () => {
+  it("carries the Cease data, and without autoRestart stays in Idle with no timer", () => {
+    const data = Uint8Array.of(0, 1, 1, 0, 0, 3, 0xe8);
+    const r = step(
+      config,
+      reach("Established"),
+      { type: "AutomaticStop", subcode: 1, reason: "too many", data, autoRestart: false },
+      0,
+      rng,
+    );
+    expect(r.state.name).toBe("Idle");
+    expect(r.state.autoRestart).toBe(false);
+    expect(r.state.timers).toEqual({});
+    expect(r.actions[0]).toEqual({ type: "send-notification", code: 6, subcode: 1, data });
+    expect(r.actions.find((a) => a.type === "down")).toMatchObject({ reason: "too many" });
+    // No timer is due: only a new start event brings it back.
+    expect(nextDeadline(r.state)).toBeUndefined();
+    expect(step(config, r.state, { type: "AutomaticStart" }, 1, rng).state.name).toBe("Connect");
+  });
+
+  it("by default restarts through the IdleHoldTimer", () => {
+    const r = step(config, reach("Established"), { type: "AutomaticStop", subcode: 4 }, 0, rng);
+    expect(r.state.autoRestart).toBe(true);
+    expect(r.state.timers.idleHold).toBeDefined();
   });
 });
 
