@@ -64,8 +64,14 @@ export interface SpeakerOptions {
   readonly asn: number;
   /** BGP Identifier (dotted quad). */
   readonly routerId: string;
-  /** Listen for peers: host/port (default `::` port 179), or false for outgoing only. */
-  readonly listen?: false | { readonly host?: string; readonly port?: number };
+  /**
+   * Listen for peers: host/port (default `::` port 179), or false for outgoing only. With
+   * `onlyWithPassivePeers` the socket is open only while a passive peer is configured
+   * (opened when one is added, closed when the last one goes).
+   */
+  readonly listen?:
+    | false
+    | { readonly host?: string; readonly port?: number; readonly onlyWithPassivePeers?: boolean };
   /** IPv4 next hop for IPv4 prefixes over IPv6 sessions. */
   readonly nextHop4?: string;
   /** The MUX's IPv6 next hop for IPv6 prefixes over IPv4 sessions. */
@@ -174,6 +180,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   });
   private readonly peersByKey = new Map<string, Peer>();
   private listener: Listener | null = null;
+  /** Listener changes (open, close, TCP-MD5 keys) run one after another. */
+  private listenerOps: Promise<void> = Promise.resolve();
+  /** TCP-MD5 keys installed on the listener, by peer address. */
+  private readonly listenerKeys = new Map<string, string>();
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly drainState = new Drain();
   private started = false;
@@ -271,13 +281,24 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   // ---- peers at run time (config reload, BFD) ----
 
-  /** Adds a peer to a running speaker; it connects at once and gets the whole table. */
-  addPeer(p: PeerOptions): void {
+  /**
+   * Adds a peer to a running speaker; it connects at once (unless passive) and gets the
+   * whole table. Throws at once for invalid options or a peer configured twice. The listener
+   * follows: its TCP-MD5 key for the peer is installed, and with `onlyWithPassivePeers` a
+   * passive peer opens it. The promise resolves when that is done (it never rejects: a
+   * failure is logged, and the session does without).
+   */
+  addPeer(p: PeerOptions): Promise<void> {
     const peer = this.createPeer(p, parseIpv4(this.options.routerId)!);
-    if (this.started && !this.stopped) peer.session.start();
+    const listening = this.syncListenerLogged();
+    this.startSession(peer);
+    return listening;
   }
 
-  /** Removes a peer: Cease / Peer De-configured (RFC 4486), then forgets it. */
+  /**
+   * Removes a peer: Cease / Peer De-configured (RFC 4486), then forgets it. Its TCP-MD5 key
+   * leaves the listener, so the address can no longer open a session with the old key.
+   */
   async removePeer(
     address: string,
     communication = "peer removed from the configuration",
@@ -285,7 +306,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const peer = this.peersByKey.get(plainAddress(address));
     if (!peer) return false;
     this.peersByKey.delete(peer.key);
+    const listening = this.syncListenerLogged();
     await peer.session.stop(communication);
+    await listening;
     return true;
   }
 
@@ -324,7 +347,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const peer = this.peersByKey.get(plainAddress(address));
     if (!peer?.held) return false;
     peer.held = false;
-    if (this.started && !this.stopped) peer.session.start();
+    this.startSession(peer);
     return true;
   }
 
@@ -336,15 +359,71 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    try {
+      await this.syncListener();
+    } catch (e) {
+      // A listener without the peers' keys would accept nobody they expect: none at all.
+      const l = this.listener;
+      this.listener = null;
+      this.listenerKeys.clear();
+      await l?.close();
+      throw e;
+    }
+    for (const p of this.peersByKey.values()) this.startSession(p);
+  }
+
+  /** Starts a peer's session unless it is held down (BFD). */
+  private startSession(peer: Peer): void {
+    if (!this.started || this.stopped || peer.held) return;
+    peer.session.start();
+  }
+
+  /** Brings the listener in line with the peers; one change at a time. */
+  private syncListener(): Promise<void> {
+    const run = this.listenerOps.then(() => this.applyListener());
+    this.listenerOps = run.catch(() => {});
+    return run;
+  }
+
+  private syncListenerLogged(): Promise<void> {
+    return this.syncListener().catch((e: Error) => this.log("warn", `listener: ${e.message}`));
+  }
+
+  private async applyListener(): Promise<void> {
     const l = this.options.listen;
-    if (l !== false) {
-      const md5 = new Map<string, string>();
-      for (const p of this.peersByKey.values())
-        if (p.options.md5Password !== undefined) md5.set(p.key, p.options.md5Password);
-      this.listener = await listen(l?.host, l?.port ?? 179, (s) => this.onAccept(s), md5);
+    if (l === false || !this.started || this.stopped) return;
+    const peers = [...this.peersByKey.values()];
+    const wanted = !l?.onlyWithPassivePeers || peers.some((p) => p.options.passive);
+    if (!wanted) {
+      if (!this.listener) return;
+      // Stop accepting; sessions it accepted go on.
+      const old = this.listener;
+      this.listener = null;
+      this.listenerKeys.clear();
+      void old.close();
+      this.log("info", "no passive peer left: stopped listening");
+      return;
+    }
+    if (!this.listener) {
+      this.listener = await listen(l?.host, l?.port ?? 179, (s) => this.onAccept(s));
+      this.listenerKeys.clear();
       this.log("info", `listening on ${l?.host ?? "::"} port ${this.listener.port}`);
     }
-    for (const p of this.peersByKey.values()) if (!p.held) p.session.start();
+    // RFC 2385 keys: a peer's key is on the listener exactly while the peer is configured
+    // with it, so a changed or revoked password stops working at once for new connections.
+    const want = new Map<string, string>();
+    for (const p of peers)
+      if (p.options.md5Password !== undefined) want.set(p.key, p.options.md5Password);
+    for (const addr of [...this.listenerKeys.keys()]) {
+      if (want.has(addr)) continue;
+      await this.listener.setMd5(addr, null);
+      this.listenerKeys.delete(addr);
+    }
+    for (const [addr, key] of want) {
+      if (this.listenerKeys.get(addr) === key) continue;
+      await this.listener.setMd5(addr, key);
+      this.listenerKeys.set(addr, key);
+    }
   }
 
   /** The port the listener is bound to (useful with port 0 in tests). */
@@ -685,8 +764,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     await Promise.all([...this.peersByKey.values()].map((p) => p.session.stop(communication)));
-    await this.listener?.close();
+    await this.listenerOps;
+    const l = this.listener;
     this.listener = null;
+    this.listenerKeys.clear();
+    await l?.close();
     this.log("info", "shutdown complete");
   }
 }

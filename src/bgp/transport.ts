@@ -4,12 +4,6 @@
 // `src/native/` when it is built; without it only plain TCP is available and asking for
 // those options is an error, never a silent downgrade.
 
-// TCP for BGP sessions: outgoing connections (per-peer local address, TTL for eBGP
-// multihop, GTSM, TCP-MD5) and one listening socket shared by all peers. The socket options
-// Node lacks (RFC 2385 TCP-MD5, RFC 5082 IP_MINTTL, IP_TTL) come from the native addon in
-// `src/native/` when it is built; without it only plain TCP is available and asking for
-// those options is an error, never a silent downgrade.
-
 import net, { type AddressInfo, isIPv6 } from "node:net";
 
 /** The part of the native addon's API (src/native/index.ts) the transport uses. */
@@ -144,6 +138,12 @@ export const plainAddress = (a: string | undefined): string =>
 export interface Listener {
   readonly server: net.Server;
   readonly port: number;
+  /**
+   * Installs (key) or removes (null) the RFC 2385 key for one peer address on the listening
+   * socket. Connections accepted later inherit the keys the listener has at their SYN; a
+   * session already accepted keeps the key it was accepted with.
+   */
+  setMd5(peerAddress: string, key: string | null): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -152,29 +152,23 @@ export function listen(
   host: string | undefined,
   port: number,
   onSocket: (s: net.Socket) => void,
-  md5Keys: ReadonlyMap<string, string>,
 ): Promise<Listener> {
   return new Promise((resolve, reject) => {
     const server = net.createServer({ noDelay: true, pauseOnConnect: true }, onSocket);
     server.once("error", reject);
-    server.listen({ host: host ?? "::", port, ipv6Only: false }, async () => {
+    server.listen({ host: host ?? "::", port, ipv6Only: false }, () => {
       server.removeListener("error", reject);
       server.on("error", () => {});
-      try {
-        if (md5Keys.size > 0) {
-          const native = await loadNative();
-          if (!native) throw new Error("TCP-MD5 needs the native addon, which is not built");
-          const fd = native.socketFd(server);
-          for (const [peer, key] of md5Keys) native.setTcpMd5(fd, peer, key);
-        }
-      } catch (e) {
-        server.close();
-        reject(e);
-        return;
-      }
       resolve({
         server,
         port: (server.address() as AddressInfo).port,
+        setMd5: async (peerAddress, key) => {
+          const native = await loadNative();
+          if (!native) throw new Error("TCP-MD5 needs the native addon, which is not built");
+          // TCP_MD5SIG with a zero-length key deletes the peer's key (the addon does that
+          // for null).
+          native.setTcpMd5(native.socketFd(server), peerAddress, key);
+        },
         close: () => new Promise((r) => server.close(() => r())),
       });
     });

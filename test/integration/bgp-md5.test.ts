@@ -1,6 +1,7 @@
 // TCP-MD5 (RFC 2385) and GTSM (RFC 5082) through the native addon: the right password
 // establishes (both directions: vipmux connects, and FRR connects to vipmux's listener),
-// a wrong one never does.
+// a wrong one never does, and a password changed at run time takes effect on the listener
+// at once: the new key is accepted, the old one refused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fibNextHops, pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
 import { nativeAvailable } from "../../src/native/index.ts";
@@ -20,6 +21,7 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
   let lab: TestLab;
   let mux1: SpeakerHandle;
   let mux2: SpeakerHandle;
+  let passive: SpeakerHandle;
   const frrState = async (addr: string) =>
     (await lab.vtyshJson<Summary>("edge", "show bgp summary json")).ipv4Unicast?.peers[addr]?.state;
 
@@ -108,7 +110,7 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
 
   it("a passive speaker: FRR connects to vipmux's listener, accepted with the per-peer key and the multihop TTL", async () => {
     await mux2.call("shutdown", { communication: "wrong password test over" });
-    const passive = await startSpeaker(
+    passive = await startSpeaker(
       lab,
       "mux2",
       {
@@ -144,5 +146,57 @@ describe.skipIf(!isRoot || !nativeAvailable())("TCP-MD5 and GTSM with FRR", () =
     await new Promise((r) => cap.on("exit", r));
     const { readFileSync } = await import("node:fs");
     expect(readFileSync(`${lab.plan.dir}/tcpdump-ttl.log`, "utf8")).toMatch(/ttl 7,/);
+  });
+
+  it("a password changed at run time: the listener accepts the new key and refuses the old one", async () => {
+    const frr = (...commands: string[]) =>
+      lab.must("edge", [
+        "vtysh",
+        "-c",
+        "conf t",
+        "-c",
+        "router bgp 65000",
+        ...commands.flatMap((c) => ["-c", c]),
+      ]);
+    // FRR retries every second: refused attempts show at once.
+    await frr("neighbor 192.0.2.6 timers connect 1");
+    // Segments mux2's kernel dropped for a wrong signature (per network namespace).
+    const md5Failures = async () => {
+      const out = await lab.must("mux2", ["nstat", "-asz", "TcpExtTCPMD5Failure"]);
+      return Number(/TcpExtTCPMD5Failure\s+(\d+)/.exec(out)?.[1] ?? "0");
+    };
+    const peer = {
+      address: "192.0.2.5",
+      asn: 65000,
+      localAddress: "192.0.2.6",
+      passive: true,
+      multihopTtl: 7,
+      families: ["ipv4"],
+    };
+    // What a config reload does with a changed password (src/controller/mux.ts reloadPeers):
+    // the peer is removed (its session ends, its key leaves the listener) and added again.
+    await passive.call("remove-peer", { address: "192.0.2.5", communication: "password changed" });
+    const failuresBefore = await md5Failures();
+    await passive.call("add-peer", { peer: { ...peer, md5Password: "n3w-s3cret-mux2" } });
+
+    // FRR still signs with the old key: every attempt is dropped by mux2's kernel.
+    await pollUntil(async () => (await md5Failures()) >= failuresBefore + 3, {
+      timeoutMs: 30_000,
+      what: "FRR's connections with the old key refused at mux2",
+    });
+    const stale = await passive.call<{
+      peers: { state: string; counters: { established: number } }[];
+    }>("status");
+    expect(stale.peers[0]!.state).not.toBe("Established");
+    expect(stale.peers[0]!.counters.established).toBe(0);
+    expect(await frrState("192.0.2.6")).not.toBe("Established");
+
+    // FRR gets the new key: its next attempt is accepted through the listener.
+    await frr("neighbor 192.0.2.6 password n3w-s3cret-mux2");
+    await waitEstablished(passive, 1, 40_000);
+    const ss = await lab.must("mux2", ["ss", "-Htn", "state", "established", "sport = :179"]);
+    expect(ss.trim().split("\n").filter(Boolean)).toHaveLength(1);
+    const st = await passive.call<{ peers: { counters: { connectAttempts: number } }[] }>("status");
+    expect(st.peers[0]!.counters.connectAttempts).toBe(0);
   });
 });

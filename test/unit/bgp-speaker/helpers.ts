@@ -9,6 +9,9 @@ import {
   Framer,
   type Message,
   makeOpen,
+  type PathAttributes,
+  parseIpv6,
+  prefixListFromStrings,
 } from "../../../src/bgp/wire/index.ts";
 
 let nextPort = 20000 + (process.pid % 15000) * 2;
@@ -113,6 +116,19 @@ export class RawPeer {
     });
   }
 
+  /** Connects to a listening speaker from `local`: the peer opens the session. */
+  dial(host: string, port: number, local: string): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host, port, localAddress: local });
+      s.once("connect", () => {
+        s.removeListener("error", reject);
+        this.adopt(s);
+        resolve(s);
+      });
+      s.once("error", reject);
+    });
+  }
+
   send(bytes: Uint8Array): void {
     this.socket?.write(bytes);
   }
@@ -126,3 +142,67 @@ export class RawPeer {
     return new Promise((r) => this.server.close(() => r()));
   }
 }
+
+const PATH: PathAttributes = { origin: 0, asPath: [{ type: 2, asns: [65000] }] };
+
+/** An UPDATE announcing and withdrawing IPv4 prefixes (next hop 192.0.2.1). */
+export function updateV4(
+  ctx: CodecContext,
+  announce: readonly string[],
+  withdraw: readonly string[] = [],
+  med?: number,
+): Uint8Array {
+  return encodeMessage(
+    {
+      type: "update",
+      withdrawn: prefixListFromStrings(1, withdraw),
+      attrs:
+        announce.length > 0
+          ? { ...PATH, nextHop: 0xc0000201, ...(med !== undefined ? { med } : {}) }
+          : {},
+      nlri: prefixListFromStrings(1, announce),
+    },
+    ctx,
+  );
+}
+
+/** An UPDATE announcing (MP_REACH_NLRI, next hop 2001:db8::1) and withdrawing IPv6 prefixes. */
+export function updateV6(
+  ctx: CodecContext,
+  announce: readonly string[],
+  withdraw: readonly string[] = [],
+): Uint8Array {
+  return encodeMessage(
+    {
+      type: "update",
+      withdrawn: prefixListFromStrings(1, []),
+      attrs: {
+        ...(announce.length > 0
+          ? {
+              ...PATH,
+              mpReach: {
+                afi: 2,
+                safi: 1,
+                nextHop: parseIpv6("2001:db8::1")!,
+                nlri: prefixListFromStrings(2, announce),
+              },
+            }
+          : {}),
+        ...(withdraw.length > 0
+          ? { mpUnreach: { afi: 2, safi: 1, withdrawn: prefixListFromStrings(2, withdraw) } }
+          : {}),
+      },
+      nlri: prefixListFromStrings(1, []),
+    },
+    ctx,
+  );
+}
+
+/** `count` distinct /32s (or /128s) numbered from `from`. */
+export const v4Prefixes = (count: number, from = 0): string[] =>
+  Array.from({ length: count }, (_, i) => {
+    const n = from + i;
+    return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/32`;
+  });
+export const v6Prefixes = (count: number, from = 0): string[] =>
+  Array.from({ length: count }, (_, i) => `2001:db8:f::${(from + i).toString(16)}/128`);
