@@ -47,12 +47,19 @@ export class AdjRibIn {
   /** RFC 7313 §4: routes not re-announced between BoRR and EoRR are removed. */
   private readonly stale = new Map<number, Set<string>>();
 
-  apply(u: DecodedUpdate, nowMs: number): void {
+  /**
+   * Applies one UPDATE: withdrawals first, then announcements. `maxRoutes` bounds the table:
+   * a prefix not held yet that would make it larger is not stored, the rest of the UPDATE
+   * is skipped, and the AFI of that prefix is returned (the caller ends the session,
+   * RFC 4486 §4). The table never holds more than `maxRoutes` entries; a re-announced
+   * prefix replaces its entry and counts once.
+   */
+  apply(u: DecodedUpdate, nowMs: number, maxRoutes = Number.POSITIVE_INFINITY): number | undefined {
     this.counters.updates++;
     if (u.endOfRib) {
       this.counters.endOfRib++;
       this.endOfRib.add(u.endOfRib.afi);
-      return;
+      return undefined;
     }
     const ch = routeChanges(u);
     if (u.issues.length > 0) {
@@ -68,25 +75,23 @@ export class AdjRibIn {
       }
     }
     for (const l of ch.withdrawn)
-      this.each(l, (k) => {
-        if (this.routes.delete(k)) this.counters.withdrawn++;
-      });
+      for (let i = 0; i < l.count; i++)
+        if (this.routes.delete(formatPrefix(prefixAt(l, i)))) this.counters.withdrawn++;
     const { mpReach: _r, mpUnreach: _u, ...rest } = ch.attrs;
     const attrs: PathAttributes = ch.attrs.mpReach
       ? { ...rest, mpReach: { ...ch.attrs.mpReach, nlri: EMPTY6 } }
       : rest;
     for (const l of ch.announced) {
       const kept = l.afi === 2 && ch.attrs.mpReach ? attrs : rest;
-      this.each(l, (k) => {
+      for (let i = 0; i < l.count; i++) {
+        const k = formatPrefix(prefixAt(l, i));
+        if (this.routes.size >= maxRoutes && !this.routes.has(k)) return l.afi;
         this.routes.set(k, { prefix: k, attrs: kept, receivedAtMs: nowMs });
         this.stale.get(l.afi)?.delete(k);
         this.counters.announced++;
-      });
+      }
     }
-  }
-
-  private each(l: PrefixList, fn: (key: string) => void): void {
-    for (let i = 0; i < l.count; i++) fn(formatPrefix(prefixAt(l, i)));
+    return undefined;
   }
 
   /** Enhanced route refresh BoRR: every route of the family is stale until re-announced. */

@@ -18,11 +18,12 @@ export {
 export type { ExportPolicy, PrefixRange, RouteAttributes } from "./policy.ts";
 export type {
   Family,
+  MaxPrefixes,
   PeerDownEvent,
   PeerOptions,
   PeerStatus,
   PeerUpEvent,
   SpeakerOptions,
 } from "./speaker.ts";
-export { Speaker } from "./speaker.ts";
+export { DEFAULT_MAX_PREFIXES_TOTAL, maxPrefixesData, Speaker } from "./speaker.ts";
 export * from "./wire/index.ts";

@@ -28,7 +28,7 @@ import type { Capability } from "./wire/capabilities.ts";
 import { Afi, CeaseSubcode, RouteRefreshSubtype, Safi } from "./wire/constants.ts";
 import { parseIpv4, parseIpv6 } from "./wire/prefix.ts";
 import { encodeRouteRefresh } from "./wire/route-refresh.ts";
-import { encodeEndOfRib } from "./wire/update.ts";
+import { type DecodedUpdate, encodeEndOfRib } from "./wire/update.ts";
 
 export type Family = "ipv4" | "ipv6";
 
@@ -54,11 +54,28 @@ export interface PeerOptions {
   /** Families to negotiate (both by default). */
   readonly families?: readonly Family[];
   readonly export?: ExportPolicy;
-  /** More routes than this from the peer closes the session (Cease / 1). */
-  readonly maxPrefixes?: number;
+  /**
+   * Bound on the routes kept from this peer (its Adj-RIB-In, IPv4 and IPv6 together): more
+   * closes the session with Cease / Maximum Number of Prefixes Reached (RFC 4486), which
+   * then stays down for `restartAfterMs`. A number is the limit with the other defaults.
+   */
+  readonly maxPrefixes?: number | MaxPrefixes;
   /** The peer must advertise these capabilities, or gets NOTIFICATION 2/7. */
   readonly requiredCapabilities?: readonly Capability["kind"][];
 }
+
+export interface MaxPrefixes {
+  /** Most distinct prefixes kept from the peer, both families together (0..2^32 − 1). */
+  readonly limit: number;
+  /** Log a warning, once per crossing, at this percentage of the limit (1..100; 75). */
+  readonly warningPercent?: number;
+  /** After the Cease the session stays down this long, then reconnects (60 s). */
+  readonly restartAfterMs?: number;
+}
+
+export const DEFAULT_MAX_PREFIXES_TOTAL = 1_000_000;
+const DEFAULT_PREFIX_WARNING_PERCENT = 75;
+const DEFAULT_PREFIX_RESTART_MS = 60_000;
 
 export interface SpeakerOptions {
   readonly asn: number;
@@ -88,6 +105,11 @@ export interface SpeakerOptions {
   /** Queue limit per peer socket before UPDATE generation pauses (default 4 MiB). */
   readonly sendBufferBytes?: number;
   readonly sendHoldMs?: number;
+  /**
+   * Bound on the routes kept from all peers together (default 1,000,000): a peer whose
+   * UPDATE would push the total past it is treated as exceeding its own `maxPrefixes`.
+   */
+  readonly maxPrefixesTotal?: number;
   readonly peers: readonly PeerOptions[];
   readonly log?: (level: "debug" | "info" | "warn", msg: string) => void;
   /** Randomness for timer jitter (injected in tests). */
@@ -136,6 +158,12 @@ interface Peer {
   options: PeerOptions;
   /** Held down by the owner (BFD Down): no session until peerStart. */
   held: boolean;
+  /** The resolved `maxPrefixes`, or null for none. */
+  readonly limit: Required<MaxPrefixes> | null;
+  /** Above the warning threshold since the last warning (one warning per crossing). */
+  prefixWarned: boolean;
+  /** Down after Cease 6/1 until this timer fires (RFC 4486 §4, restart-after). */
+  prefixHold: NodeJS.Timeout | null;
   readonly name: string;
   readonly key: string;
   readonly session: Session;
@@ -158,6 +186,36 @@ const AFI_FAMILY: Record<number, Family> = { 1: "ipv4", 2: "ipv6" };
 
 /** Prefixes per flush step before yielding to the event loop (keepalives keep flowing). */
 const FLUSH_STEP = 20_000;
+
+function resolveMaxPrefixes(
+  m: PeerOptions["maxPrefixes"],
+  peer: string,
+): Required<MaxPrefixes> | null {
+  if (m === undefined) return null;
+  const o = typeof m === "number" ? { limit: m } : m;
+  const r = {
+    limit: o.limit,
+    warningPercent: o.warningPercent ?? DEFAULT_PREFIX_WARNING_PERCENT,
+    restartAfterMs: o.restartAfterMs ?? DEFAULT_PREFIX_RESTART_MS,
+  };
+  if (!Number.isInteger(r.limit) || r.limit < 0 || r.limit > 0xffffffff)
+    throw new TypeError(`peer ${peer}: maxPrefixes limit ${r.limit}`);
+  if (!(r.warningPercent >= 1 && r.warningPercent <= 100))
+    throw new TypeError(`peer ${peer}: maxPrefixes warningPercent ${r.warningPercent}`);
+  if (!(r.restartAfterMs >= 0 && r.restartAfterMs <= 0x7fffffff))
+    throw new TypeError(`peer ${peer}: maxPrefixes restartAfterMs ${r.restartAfterMs}`);
+  return r;
+}
+
+/** RFC 4486 §4 data of Cease / Maximum Number of Prefixes Reached: AFI, SAFI, the bound. */
+export function maxPrefixesData(afi: number, safi: number, bound: number): Uint8Array {
+  const d = new Uint8Array(7);
+  const v = new DataView(d.buffer);
+  v.setUint16(0, afi);
+  v.setUint8(2, safi);
+  v.setUint32(3, Math.min(bound, 0xffffffff));
+  return d;
+}
 
 function validateAttrs(a: RouteAttributes): void {
   for (const c of a.communities ?? []) parseCommunity(c);
@@ -184,6 +242,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private listenerOps: Promise<void> = Promise.resolve();
   /** TCP-MD5 keys installed on the listener, by peer address. */
   private readonly listenerKeys = new Map<string, string>();
+  private totalWarned = false;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly drainState = new Drain();
   private started = false;
@@ -198,6 +257,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (bgpId === undefined || bgpId === 0) throw new TypeError(`router id "${options.routerId}"`);
     if (options.nextHop6 !== undefined && !parseIpv6(options.nextHop6))
       throw new TypeError(`nextHop6 "${options.nextHop6}"`);
+    const total = options.maxPrefixesTotal;
+    if (total !== undefined && (!Number.isInteger(total) || total < 0))
+      throw new TypeError(`maxPrefixesTotal ${total}`);
     for (const p of options.peers) this.createPeer(p, bgpId);
   }
 
@@ -214,6 +276,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       ...(o.extendedMessages === false ? [] : [{ kind: "extended-message" as const }]),
     ];
     const name = p.name ?? key;
+    const limit = resolveMaxPrefixes(p.maxPrefixes, name);
     const holdTimeSec = p.holdTimeSec ?? o.holdTimeSec ?? 90;
     const session = new Session(
       {
@@ -242,16 +305,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       {
         established: (info) => this.onEstablished(peer, info),
         down: (reason) => this.onDown(peer, reason),
-        update: (u) => {
-          peer.in.apply(u, performance.now());
-          const max = peer.options.maxPrefixes;
-          if (max !== undefined && peer.in.routes.size > max) {
-            session.automaticStop(
-              CeaseSubcode.MaximumPrefixesReached,
-              `more than ${max} prefixes received`,
-            );
-          }
-        },
+        update: (u) => this.onUpdate(peer, u),
         routeRefresh: (r) => this.onRouteRefresh(peer, r.afi, r.safi, r.subtype),
         writable: () => this.flushPeer(peer),
         state: (from, to) => this.emit("state-change", { peer: name, from, to }),
@@ -274,6 +328,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       eorrPending: new Set(),
       flushing: false,
       held: false,
+      limit,
+      prefixWarned: false,
+      prefixHold: null,
     };
     this.peersByKey.set(key, peer);
     return peer;
@@ -306,6 +363,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const peer = this.peersByKey.get(plainAddress(address));
     if (!peer) return false;
     this.peersByKey.delete(peer.key);
+    this.clearPrefixHold(peer);
     const listening = this.syncListenerLogged();
     await peer.session.stop(communication);
     await listening;
@@ -372,9 +430,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     for (const p of this.peersByKey.values()) this.startSession(p);
   }
 
-  /** Starts a peer's session unless it is held down (BFD). */
+  /** Starts a peer's session unless it is held down (BFD, or after Cease 6/1). */
   private startSession(peer: Peer): void {
-    if (!this.started || this.stopped || peer.held) return;
+    if (!this.started || this.stopped || peer.held || peer.prefixHold) return;
     peer.session.start();
   }
 
@@ -617,11 +675,97 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private onDown(peer: Peer, reason: string): void {
     peer.info = null;
     peer.in.clear();
+    peer.prefixWarned = false;
     peer.out.reset([]);
     peer.eorPending.clear();
     peer.eorrPending.clear();
     this.emit("peer-down", { peer: peer.name, address: peer.key, reason });
     this.checkIdle();
+  }
+
+  // ---- what peers send: Adj-RIB-In and its bounds (RFC 4486) ----
+
+  /** Routes kept from all peers together. */
+  private receivedTotal(): number {
+    let n = 0;
+    for (const p of this.peersByKey.values()) n += p.in.routes.size;
+    return n;
+  }
+
+  private onUpdate(peer: Peer, u: DecodedUpdate): void {
+    const cap = this.options.maxPrefixesTotal ?? DEFAULT_MAX_PREFIXES_TOTAL;
+    const own = peer.in.routes.size;
+    // What this peer may hold: its own limit, and what the other peers leave of the total.
+    const share = cap - (this.receivedTotal() - own);
+    const peerLimit = peer.limit?.limit ?? Number.POSITIVE_INFINITY;
+    const bound = Math.min(peerLimit, share);
+    const afi = peer.in.apply(u, performance.now(), bound);
+    if (afi !== undefined) {
+      this.prefixLimitReached(peer, afi, bound, peerLimit <= share ? "peer" : "total");
+      return;
+    }
+    this.warnPrefixes(peer, cap);
+  }
+
+  /** A warning once per crossing of the warning threshold (the peer's, and 75 % of the total). */
+  private warnPrefixes(peer: Peer, cap: number): void {
+    const n = peer.in.routes.size;
+    if (peer.limit) {
+      const { limit, warningPercent } = peer.limit;
+      const at = Math.max(1, Math.ceil((limit * warningPercent) / 100));
+      if (n < at) peer.prefixWarned = false;
+      else if (!peer.prefixWarned) {
+        peer.prefixWarned = true;
+        this.log(
+          "warn",
+          `${peer.name}: ${n} prefixes received, ${warningPercent}% of max-prefixes ${limit}: at ${limit + 1} the session is closed`,
+        );
+      }
+    }
+    const total = this.receivedTotal();
+    const at = Math.max(1, Math.ceil((cap * DEFAULT_PREFIX_WARNING_PERCENT) / 100));
+    if (total < at) this.totalWarned = false;
+    else if (!this.totalWarned) {
+      this.totalWarned = true;
+      this.log(
+        "warn",
+        `${total} prefixes received from all peers together, ${DEFAULT_PREFIX_WARNING_PERCENT}% of the total bound ${cap}`,
+      );
+    }
+  }
+
+  /**
+   * RFC 4486 §4: Cease / Maximum Number of Prefixes Reached with AFI, SAFI and the bound the
+   * peer hit (for the total bound, what the other peers left of it); the session stays down
+   * for restart-after, then starts again.
+   */
+  private prefixLimitReached(peer: Peer, afi: number, bound: number, which: "peer" | "total") {
+    const restartAfterMs = peer.limit?.restartAfterMs ?? DEFAULT_PREFIX_RESTART_MS;
+    const cap = this.options.maxPrefixesTotal ?? DEFAULT_MAX_PREFIXES_TOTAL;
+    const reason =
+      which === "peer"
+        ? `more than max-prefixes ${bound} received`
+        : `more than ${bound} prefixes received: all peers together would hold more than the total bound ${cap}`;
+    this.log(
+      "warn",
+      `${peer.name}: ${reason} (${AFI_FAMILY[afi] ?? `AFI ${afi}`}): Cease 6/1, down for ${restartAfterMs / 1000} s`,
+    );
+    this.clearPrefixHold(peer);
+    peer.prefixHold = setTimeout(() => {
+      peer.prefixHold = null;
+      if (this.peersByKey.get(peer.key) !== peer) return;
+      this.log("info", `${peer.name}: max-prefixes restart-after over: starting the session`);
+      this.startSession(peer);
+    }, restartAfterMs);
+    peer.session.automaticStop(CeaseSubcode.MaximumPrefixesReached, reason, {
+      data: maxPrefixesData(afi, Safi.Unicast, bound),
+      autoRestart: false,
+    });
+  }
+
+  private clearPrefixHold(peer: Peer): void {
+    if (peer.prefixHold) clearTimeout(peer.prefixHold);
+    peer.prefixHold = null;
   }
 
   private onRouteRefresh(peer: Peer, afi: number, safi: number, subtype: number): void {
@@ -763,6 +907,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.stopped = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
+    for (const p of this.peersByKey.values()) this.clearPrefixHold(p);
     await Promise.all([...this.peersByKey.values()].map((p) => p.session.stop(communication)));
     await this.listenerOps;
     const l = this.listener;
