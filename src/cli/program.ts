@@ -7,6 +7,7 @@ import { registerCompletion } from "./completion.ts";
 import { registerConfig } from "./config.ts";
 import { registerDataplane } from "./dataplane.ts";
 import { CliError } from "./errors.ts";
+import { registerHealthKey } from "./health-key.ts";
 import { registerHostAgent } from "./host-agent.ts";
 import { registerLab } from "./lab.ts";
 import { registerRun } from "./run.ts";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerCompletion(program);
   registerHostAgent(program);
+  registerHealthKey(program);
   return program;
 }
 

@@ -9,7 +9,7 @@ import { DIP_MARK_MASK, dipMacText, dipMark } from "../lb/dip-mac.ts";
 import { parseMac } from "../packet/address.ts";
 import type { Result } from "../util/result.ts";
 import { camelizeKeys } from "./camel.ts";
-import { type ConfigError, parseYamlConfig, readConfigFile, resolveSecret } from "./load.ts";
+import { type ConfigError, checkHealthSecret, parseYamlConfig, readConfigFile } from "./load.ts";
 import { type Config, durationMs, ip, port, secret, serviceSchema } from "./schema.ts";
 import { checkSemantics, type SemanticIssue } from "./semantic.ts";
 
@@ -77,7 +77,16 @@ export const hostAgentFileSchema = z
       .default({ interval: 30_000 }),
     health: z
       .strictObject({
-        token: secret.describe("the MUXes' health.token"),
+        key: secret
+          .optional()
+          .describe(
+            "this host's own key: `vipmux health-key <PA>` on a machine holding the MUXes' health.token",
+          ),
+        token: secret
+          .optional()
+          .describe(
+            "the MUXes' health.token itself (the agent derives its key; simpler, but this host could then speak for any host)",
+          ),
         muxes: z
           .array(z.strictObject({ address: ip, port: port.default(7946) }))
           .min(1)
@@ -150,8 +159,15 @@ export function checkHostAgentSemantics(
       message: `must not overlap the DIP mark bits 0x${DIP_MARK_MASK.toString(16).padStart(8, "0")} (the MUX's DIP choice)`,
     });
   if (cfg.health) {
-    const r = resolveSecret(cfg.health.token, env);
-    if (!r.ok) issues.push({ path: ["health", "token"], message: r.error });
+    const { key, token } = cfg.health;
+    if ((key === undefined) === (token === undefined))
+      issues.push({
+        path: ["health"],
+        message: "give exactly one of key (this host's key, recommended) or token",
+      });
+    const given = key !== undefined ? (["key", key] as const) : (["token", token] as const);
+    const problem = given[1] === undefined ? undefined : checkHealthSecret(given[1], env);
+    if (problem) issues.push({ path: ["health", given[0]], message: problem });
   }
   if (cfg.host.gateway !== undefined && isIPv6(cfg.host.gateway))
     issues.push({ path: ["host", "gateway"], message: "must be an IPv4 address (see gateway-v6)" });

@@ -8,9 +8,28 @@ import { camelizeKeys } from "./camel.ts";
 import { parseDurationMs } from "./duration.ts";
 
 export const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
+// Node's isIP accepts IPv6 zones (fe80::1%eth0); a zone names an interface of one machine
+// and means nothing in a VIP, DIP or peer address shared by every MUX.
 export const ip = z
   .string()
-  .refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+  .refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" })
+  .refine((s) => !s.includes("%"), {
+    message:
+      "an IPv6 zone (%eth0) names one machine's interface and has no meaning here: remove it",
+  });
+
+/** `address:port` (IPv6 in brackets) or `off`. */
+export const listenAddress = z.string().refine(
+  (s) => {
+    if (s === "off") return true;
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s);
+    if (!m) return false;
+    const host = m[1] ?? m[2] ?? "";
+    const p = Number(m[3]);
+    return (host === "" || (isIP(host) !== 0 && !host.includes("%"))) && p <= 65_535;
+  },
+  { message: "must be ADDRESS:PORT (IPv6 as [ADDRESS]:PORT, port 0-65535) or off" },
+);
 const asn = z.number().int().min(1).max(4_294_967_295);
 export const port = z.number().int().min(1).max(65_535);
 export const durationMs = (what: string) =>
@@ -83,6 +102,34 @@ const exportPolicy = z.strictObject({
   "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs over this session"),
 });
 
+/** RFC 4486 maximum prefixes: a limit, or the limit with its warning and restart timer. */
+const prefixCount = z.number().int().min(0).max(4_294_967_295);
+const maxPrefixesDefault = { limit: 1000, warning: 75, "restart-after": 60_000 };
+const maxPrefixes = z
+  .union([
+    prefixCount,
+    z
+      .strictObject({
+        limit: prefixCount.describe("most prefixes kept from this peer, IPv4 and IPv6 together"),
+        warning: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(75)
+          .describe("log a warning at this percentage of the limit (once per crossing)"),
+        "restart-after": durationMs("down after the Cease, then reconnect").default(60_000),
+      })
+      .refine((m) => m["restart-after"] >= 1000, {
+        message: "restart-after must be at least 1s",
+        path: ["restart-after"],
+      }),
+  ])
+  .transform((m) => (typeof m === "number" ? { ...maxPrefixesDefault, limit: m } : m))
+  .describe(
+    "routes kept from this peer, IPv4 and IPv6 together; one more closes the session with Cease 6/1 (RFC 4486), down for restart-after. A number (the limit) or { limit, warning: percent that logs a warning (75), restart-after: duration (60s, at least 1s) }",
+  );
+
 const peer = z.strictObject({
   address: ip.describe("the router's address (IPv4 or IPv6)"),
   asn: asn.describe("the router's AS"),
@@ -107,6 +154,7 @@ const peer = z.strictObject({
     .describe("eBGP multihop: TTL of our packets"),
   "ttl-security": z.boolean().default(false).describe("GTSM, RFC 5082"),
   password: secret.optional().describe("TCP-MD5 key (RFC 2385)"),
+  "max-prefixes": maxPrefixes.prefault(1000),
   bfd: bfd.optional().describe("RFC 5880/5881 single-hop BFD; a BFD Down takes the session down"),
   export: exportPolicy.default({
     "as-path-prepend": 0,
@@ -122,7 +170,14 @@ export const healthCheckSchema = z.strictObject({
     .default("host-agent")
     .describe("who probes: the backend's host agent (streams to every MUX) or each MUX itself"),
   port: port.optional().describe("default: the first backend port"),
-  path: z.string().startsWith("/").default("/").describe("HTTP(S) path"),
+  path: z
+    .string()
+    .regex(
+      /^\/[\x21-\x7e]*$/,
+      "must start with / and contain no spaces or control characters (percent-encode them)",
+    )
+    .default("/")
+    .describe("HTTP(S) path"),
   "expect-status": z
     .string()
     .regex(/^\d{3}(-\d{3})?$/, "must be a status or a range, e.g. 200 or 200-399")
@@ -216,6 +271,15 @@ export const configFileSchema = z
         })
         .default({ wait: 30_000, "as-path-prepend": 0 }),
       "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs (default: per peer)"),
+      listen: listenAddress
+        .refine((s) => s !== "off", { message: "must be ADDRESS:PORT" })
+        .default("[::]:179")
+        .describe("where passive peers connect to; open only while a passive peer is configured"),
+      "max-prefixes-total": prefixCount
+        .default(1_000_000)
+        .describe(
+          "routes kept from all peers together; the peer that would pass it is closed as by max-prefixes",
+        ),
       damping: z
         .strictObject({
           enabled: z.boolean().default(true),
@@ -276,8 +340,17 @@ export const configFileSchema = z
         "agent-timeout": durationMs("host-agent silence before its DIPs count as down").default(
           3_000,
         ),
-        token: secret.optional().describe("shared token host agents authenticate with"),
-        listen: z.string().default("0.0.0.0:7946"),
+        token: secret
+          .optional()
+          .describe(
+            "cluster secret (at least 16 characters) host agents' keys derive from; required unless listen is off",
+          ),
+        "next-token": secret
+          .optional()
+          .describe("rotation: a second secret also accepted while agents move to it"),
+        listen: listenAddress
+          .default("0.0.0.0:7946")
+          .describe("health stream address:port for host agents, or off"),
         "hold-down": durationMs("wait after MUX recovery before re-announcing").default(5_000),
       })
       .default({ "agent-timeout": 3_000, listen: "0.0.0.0:7946", "hold-down": 5_000 }),

@@ -34,6 +34,11 @@ export function checkSemantics(cfg: Config): SemanticIssue[] {
     if (prev !== undefined)
       add(["bgp", "peers", i, "address"], `duplicate peer ${p.address} (also bgp.peers.${prev})`);
     else peerAddrs.set(p.address, i);
+    if (p.maxPrefixes.limit > cfg.bgp.maxPrefixesTotal)
+      add(
+        ["bgp", "peers", i, "max-prefixes"],
+        `max-prefixes ${p.maxPrefixes.limit} is above bgp.max-prefixes-total ${cfg.bgp.maxPrefixesTotal}: raise the total too`,
+      );
   });
 
   const serviceNames = new Map<string, number>();

@@ -56,6 +56,8 @@ export interface ControllerEvents {
   muxHealth: [healthy: boolean];
   /** The forwarder refused the tables: routes were left as they were. */
   tablesFailed: [error: Error];
+  /** A reconcile failed as a whole (a bug): the last applied state stays. */
+  reconcileFailed: [error: Error];
 }
 
 export class Controller extends EventEmitter<ControllerEvents> {
@@ -82,11 +84,11 @@ export class Controller extends EventEmitter<ControllerEvents> {
   }
 
   start(): void {
-    void this.reconcile();
+    this.reconcileInBackground();
     // Timers drive what no event announces: drain waits ending, hold-down expiring,
     // MUX self-health changes.
     this.timer = setInterval(() => {
-      if (this.inFlight === 0) void this.reconcile();
+      if (this.inFlight === 0) this.reconcileInBackground();
     }, 100);
     this.timer.unref?.();
   }
@@ -102,7 +104,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      void this.reconcile();
+      this.reconcileInBackground();
     });
   }
 
@@ -118,7 +120,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
       [...this.admin.drainedBackends].filter((k) => names.has(k.split("/")[0]!)),
     );
     this.admin = { ...this.admin, serviceDrains, drainedBackends };
-    void this.reconcile();
+    this.reconcileInBackground();
   }
 
   drainMux(): void {
@@ -180,6 +182,11 @@ export class Controller extends EventEmitter<ControllerEvents> {
       announced: [...this.applied.keys()].sort(),
       muxHealthy: this.decision.mux.healthy,
     };
+  }
+
+  /** A reconcile nobody awaits: a failure is reported, never an unhandled rejection. */
+  private reconcileInBackground(): void {
+    this.reconcile().catch((e: unknown) => this.emit("reconcileFailed", e as Error));
   }
 
   /**

@@ -10,6 +10,7 @@ import { type PeerOptions, Speaker } from "../bgp/speaker.ts";
 import { type Config, formatConfigError, loadConfig, resolveSecret } from "../config/index.ts";
 import type { FlowLookup } from "../dataplane/forwarder.ts";
 import { HealthHub } from "../health/hub.ts";
+import { hostKey } from "../health/keys.ts";
 import { HealthStreamServer } from "../health/stream.ts";
 import { backendKey } from "../health/targets.ts";
 import type { ServiceModel } from "../lb/service.ts";
@@ -65,6 +66,11 @@ export function speakerOptions(cfg: Config): ConstructorParameters<typeof Speake
       ...(password?.ok ? { md5Password: password.value } : {}),
       ...(p.multihopTtl !== undefined ? { multihopTtl: p.multihopTtl } : {}),
       ...(p.ttlSecurity ? { gtsmHops: 1 } : {}),
+      maxPrefixes: {
+        limit: p.maxPrefixes.limit,
+        warningPercent: p.maxPrefixes.warning,
+        restartAfterMs: p.maxPrefixes.restartAfter,
+      },
       export: {
         ...(allow ? { allow } : {}),
         ...(p.export.med !== undefined ? { med: p.export.med } : {}),
@@ -76,12 +82,15 @@ export function speakerOptions(cfg: Config): ConstructorParameters<typeof Speake
       },
     };
   });
+  const [listenHost, listenPort] = splitHostPort(cfg.bgp.listen);
   return {
     asn: cfg.bgp.asn,
     routerId: cfg.node.routerId,
-    // Listen only when a peer waits for us to be connected to (passive): otherwise the MUX
-    // connects out and port 179 stays free for a router on the same host.
-    listen: cfg.bgp.peers.some((p) => p.passive) ? { host: "::", port: 179 } : false,
+    // Listen only while a peer waits for us to be connected to (passive; also one a reload
+    // adds): otherwise the MUX connects out and port 179 stays free for a router on the same
+    // host.
+    listen: { host: listenHost, port: listenPort, onlyWithPassivePeers: true },
+    maxPrefixesTotal: cfg.bgp.maxPrefixesTotal,
     ...(cfg.bgp.nextHopV6 ? { nextHop6: cfg.bgp.nextHopV6 } : {}),
     coalesceMs: cfg.bgp.coalesceMs,
     peers,
@@ -104,6 +113,8 @@ export class MuxDaemon {
   private readonly log: NonNullable<MuxOptions["log"]>;
   private readonly startedAt = Date.now();
   private stopping = false;
+  /** health.token (and health.next-token while rotating), re-read at every reload. */
+  private healthSecrets: string[];
 
   constructor(config: Config, opts: MuxOptions) {
     this.config = config;
@@ -115,9 +126,10 @@ export class MuxDaemon {
     });
     this.dataplane = opts.dataplane(config);
     this.hub.sync(config);
-    const token = config.health.token ? resolveSecret(config.health.token) : undefined;
+    this.healthSecrets = healthSecrets(config);
     this.healthServer = new HealthStreamServer({
-      token: token?.ok ? token.value : "",
+      // Each host proves its own key, derived from the cluster secret(s) in force now.
+      keysFor: (host) => this.healthSecrets.map((secret) => hostKey(secret, host)),
       mux: config.node.name,
       owns: this.hub.ownsKey,
       knownHost: this.hub.knownHost,
@@ -148,6 +160,12 @@ export class MuxDaemon {
         ok ? "info" : "warn",
         `MUX ${ok ? "healthy again" : "unhealthy: withdrawing all VIPs"}`,
       ),
+    );
+    this.controller.on("tablesFailed", (e) =>
+      this.log("error", `forwarder did not take its tables: ${e.message}`),
+    );
+    this.controller.on("reconcileFailed", (e) =>
+      this.log("error", `reconcile failed, last applied state kept: ${e.stack ?? e.message}`),
     );
     this.speaker.on("peer-up", (e) =>
       this.log("info", `peer ${e.peer} up (hold ${e.holdTimeSec}s, ${e.families.join("+")})`),
@@ -198,6 +216,12 @@ export class MuxDaemon {
     });
   }
 
+  /** Where the health stream listens (the port when `health.listen` asked for 0), if it does. */
+  healthListenAddress(): { address: string; port: number } | undefined {
+    const a = this.healthServer.server.address();
+    return a && typeof a === "object" ? { address: a.address, port: a.port } : undefined;
+  }
+
   /** MUX self-health: the forwarder is alive and forwarding. */
   private muxHealthy(): boolean {
     const age = this.dataplane.heartbeatAgeMs();
@@ -206,8 +230,10 @@ export class MuxDaemon {
 
   async start(): Promise<void> {
     await this.dataplane.start();
-    const [host, port] = splitHostPort(this.config.health.listen);
-    await this.healthServer.listen(port, host);
+    if (this.config.health.listen !== "off") {
+      const [host, port] = splitHostPort(this.config.health.listen);
+      await this.healthServer.listen(port, host);
+    }
     await this.speaker.start();
     await this.syncBfd(this.config);
     this.controller.start();
@@ -288,11 +314,11 @@ export class MuxDaemon {
       const old = before.get(addr);
       if (!old) {
         this.log("info", `reload: adding peer ${addr}`);
-        this.speaker.addPeer(p);
+        await this.speaker.addPeer(p);
       } else if (sessionKey(old) !== sessionKey(p)) {
         this.log("info", `reload: session parameters of ${addr} changed: resetting that session`);
         await this.speaker.removePeer(addr, "session parameters changed");
-        this.speaker.addPeer(p);
+        await this.speaker.addPeer(p);
       } else if (JSON.stringify(old.export) !== JSON.stringify(p.export)) {
         this.log("info", `reload: export policy of ${addr} changed (no session reset)`);
         this.speaker.setExportPolicy(addr, p.export ?? {});
@@ -302,6 +328,18 @@ export class MuxDaemon {
 
   /** Re-reads the config file; an invalid file changes nothing. */
   async reload(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
+    try {
+      return await this.reloadOnce();
+    } catch (e) {
+      // Whatever failed, the daemon stays up, keeps its VIPs and says why.
+      this.metrics.configReloads.inc({ result: "failed" });
+      const message = `reload failed: ${(e as Error).message}`;
+      this.log("error", message);
+      return { ok: false, errors: [message] };
+    }
+  }
+
+  private async reloadOnce(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
     const r = loadConfig(this.opts.configFile);
     if (!r.ok) {
       this.metrics.configReloads.inc({ result: "invalid" });
@@ -317,6 +355,11 @@ export class MuxDaemon {
     }
     const prev = this.config;
     this.config = r.value;
+    // Secrets are re-read: a rotated token file takes effect, a revoked key stops working.
+    this.healthSecrets = healthSecrets(r.value);
+    const revoked = this.healthServer.revalidate();
+    if (revoked > 0)
+      this.log("info", `reload: ${revoked} health stream(s) dropped: key no longer accepted`);
     this.hub.sync(r.value);
     this.controller.reload(r.value);
     await this.reloadPeers(prev, r.value);
@@ -461,9 +504,22 @@ export function reloadRefusal(prev: Config, next: Config): string | undefined {
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   if (!same(prev.node, next.node)) return "node (name, router-id) changes need a restart";
   if (prev.bgp.asn !== next.bgp.asn) return "bgp.asn changes need a restart";
+  if (prev.bgp.listen !== next.bgp.listen) return "bgp.listen changes need a restart";
+  if (prev.bgp.maxPrefixesTotal !== next.bgp.maxPrefixesTotal)
+    return "bgp.max-prefixes-total changes need a restart";
   if (!same(prev.dataplane, next.dataplane)) return "dataplane changes need a restart";
   if (!same(prev.api, next.api)) return "api changes need a restart";
-  if (prev.health.listen !== next.health.listen || !same(prev.health.token, next.health.token))
-    return "health.listen and health.token changes need a restart";
+  if (prev.health.listen !== next.health.listen) return "health.listen changes need a restart";
   return undefined;
+}
+
+/** The cluster secrets host keys derive from: health.token, then health.next-token. */
+function healthSecrets(config: Config): string[] {
+  const out: string[] = [];
+  for (const s of [config.health.token, config.health.nextToken]) {
+    if (s === undefined) continue;
+    const r = resolveSecret(s);
+    if (r.ok) out.push(r.value);
+  }
+  return out;
 }

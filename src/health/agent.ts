@@ -8,7 +8,8 @@ import { probeTargets } from "./targets.ts";
 export interface AgentHealthOptions {
   /** This host's PA: the agent probes the backends whose `host` is this address. */
   host: string;
-  token: string;
+  /** This host's health-stream key (src/health/keys.ts). */
+  key: string;
   muxes: { address: string; port: number }[];
   heartbeatMs?: number;
   onChange?: (key: string, up: boolean, detail: string) => void;
@@ -30,7 +31,7 @@ export class AgentHealth {
     this.clients = opts.muxes.map(
       (mux) =>
         new HealthStreamClient({
-          token: opts.token,
+          key: opts.key,
           host: opts.host,
           mux,
           ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),

@@ -1,11 +1,13 @@
 // The health stream: host agents report their local DIPs' health to every MUX (Ananta's
 // model) over TCP, one JSON object per line. Authentication: the MUX sends a nonce, the
-// agent proves it knows the shared token (HMAC-SHA256), and every later report carries
-// an HMAC over both nonces, a strictly increasing sequence number and the payload, so a
-// third party can neither mark backends up or down nor replay an old report.
+// agent proves it knows its host's key (HMAC-SHA256; keys are derived per host, see
+// keys.ts) and connects from the PA it claims, and every later report carries an HMAC
+// over both nonces, a strictly increasing sequence number and the payload, so a third
+// party — or another host — can neither mark backends up or down nor replay an old report.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import { canonicalHost } from "./keys.ts";
 
 /** Longest line either side accepts; a longer one closes the connection ("oversize"). */
 export const MAX_FRAME_BYTES = 64 * 1024;
@@ -152,11 +154,14 @@ export type RejectReason =
   | "replay"
   | "not_owner"
   | "unknown_host"
+  | "source_mismatch"
+  | "key_revoked"
   /** Refused at accept: too many connections not yet authenticated (all or from one source). */
   | "unauthenticated_limit";
 
 export interface HealthServerOptions {
-  token: string;
+  /** The keys `host` may authenticate with (current and, while rotating, next). */
+  keysFor: (host: string) => readonly string[];
   /** Name sent in the challenge, for the agent's logs. */
   mux: string;
   /** Which backend keys a host (by PA) may report: only its own DIPs. */
@@ -189,6 +194,8 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
   /** Connections that have not authenticated yet, and how many per source address. */
   private readonly unauthenticated = new Set<net.Socket>();
   private readonly unauthenticatedBySource = new Map<string, number>();
+  /** Authenticated connections: the host and the key it proved. */
+  private readonly authed = new Map<net.Socket, { host: string; key: string }>();
 
   constructor(opts: HealthServerOptions) {
     super();
@@ -207,6 +214,20 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
   close(): Promise<void> {
     for (const sock of this.sockets) sock.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * After the keys changed (reload, rotation): drops every connection whose key is no
+   * longer accepted, so a revoked key stops working at once, not at the next reconnect.
+   */
+  revalidate(): number {
+    let dropped = 0;
+    for (const [sock, a] of this.authed)
+      if (!this.opts.keysFor(a.host).includes(a.key)) {
+        this.reject("key_revoked", sock);
+        dropped++;
+      }
+    return dropped;
   }
 
   private reject(reason: RejectReason, sock: net.Socket): void {
@@ -260,6 +281,7 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
     const framer = new LineFramer(maxHello);
     let host: string | undefined;
     let clientNonce = "";
+    let key = "";
     let lastSeq = -1;
     this.sockets.add(sock);
     sock.setNoDelay(true);
@@ -279,12 +301,21 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
         if (host === undefined) {
           if (msg.t !== "hello" || typeof msg.host !== "string" || typeof msg.nonce !== "string")
             return this.reject("unauthenticated", sock);
-          if (!macEqual(msg.mac, helloMac(this.opts.token, serverNonce, msg.host, msg.nonce)))
-            return this.reject("bad_mac", sock);
-          if (!this.opts.knownHost(msg.host)) return this.reject("unknown_host", sock);
+          const claimed = msg.host;
+          const nonce = msg.nonce;
+          const proved = this.opts
+            .keysFor(claimed)
+            .find((k) => macEqual(msg.mac, helloMac(k, serverNonce, claimed, nonce)));
+          if (proved === undefined) return this.reject("bad_mac", sock);
+          if (!this.opts.knownHost(claimed)) return this.reject("unknown_host", sock);
+          // A host speaks only from its own PA: a key holder elsewhere cannot claim it.
+          if (canonicalHost(sock.remoteAddress ?? "") !== canonicalHost(claimed))
+            return this.reject("source_mismatch", sock);
           clearTimeout(helloTimer);
           this.settle(sock, source);
           framer.maxLine = MAX_FRAME_BYTES;
+          key = proved;
+          this.authed.set(sock, { host: claimed, key });
           host = msg.host;
           clientNonce = msg.nonce;
           this.lastHeard.set(host, Date.now());
@@ -296,12 +327,7 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
           return this.reject("bad_frame", sock);
         const backends = msg.backends as BackendReport;
         const full = msg.full === true;
-        if (
-          !macEqual(
-            msg.mac,
-            reportMac(this.opts.token, serverNonce, clientNonce, msg.seq, full, backends),
-          )
-        )
+        if (!macEqual(msg.mac, reportMac(key, serverNonce, clientNonce, msg.seq, full, backends)))
           return this.reject("bad_mac", sock);
         if (msg.seq <= lastSeq) return this.reject("replay", sock);
         lastSeq = msg.seq;
@@ -323,6 +349,7 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
     sock.on("close", () => {
       this.sockets.delete(sock);
       this.settle(sock, source);
+      this.authed.delete(sock);
       clearTimeout(helloTimer);
       if (host !== undefined) this.emit("disconnected", host);
     });
@@ -330,9 +357,12 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
 }
 
 export interface HealthClientOptions {
-  token: string;
-  /** This host's PA: its identity towards the MUXes. */
+  /** This host's key (keys.ts). */
+  key: string;
+  /** This host's PA: its identity towards the MUXes, and the connection's source address. */
   host: string;
+  /** Bind the connection to `host` (default true; the MUX checks the source). */
+  bindSource?: boolean;
   mux: { address: string; port: number };
   heartbeatMs?: number;
   /** The current full state, sent after every (re)connect. */
@@ -379,7 +409,7 @@ export class HealthStreamClient extends EventEmitter<{
   send(backends: BackendReport, full = false): void {
     if (!this.authed || !this.sock) return;
     const seq = ++this.seq;
-    const mac = reportMac(this.opts.token, this.serverNonce, this.clientNonce, seq, full, backends);
+    const mac = reportMac(this.opts.key, this.serverNonce, this.clientNonce, seq, full, backends);
     this.sock.write(`${JSON.stringify({ t: "health", seq, full, backends, mac })}\n`);
   }
 
@@ -392,7 +422,11 @@ export class HealthStreamClient extends EventEmitter<{
 
   private connect(): void {
     if (this.stopped) return;
-    const sock = net.connect({ host: this.opts.mux.address, port: this.opts.mux.port });
+    const sock = net.connect({
+      host: this.opts.mux.address,
+      port: this.opts.mux.port,
+      ...(this.opts.bindSource === false ? {} : { localAddress: this.opts.host }),
+    });
     this.sock = sock;
     this.authed = false;
     // Whatever answers at the MUX address gets the same caps as the MUX gives agents: until
@@ -417,11 +451,10 @@ export class HealthStreamClient extends EventEmitter<{
         } catch {
           return drop("bad_frame");
         }
-
         if (msg.t === "challenge" && typeof msg.nonce === "string") {
           this.serverNonce = msg.nonce;
           this.clientNonce = randomBytes(16).toString("hex");
-          const mac = helloMac(this.opts.token, this.serverNonce, this.opts.host, this.clientNonce);
+          const mac = helloMac(this.opts.key, this.serverNonce, this.opts.host, this.clientNonce);
           sock.write(
             `${JSON.stringify({ t: "hello", host: this.opts.host, nonce: this.clientNonce, mac })}\n`,
           );

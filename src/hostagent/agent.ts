@@ -4,6 +4,7 @@
 // `cleanup` (or --cleanup on exit) removes everything the agent made.
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import { resolveSecret } from "../config/load.ts";
+import { hostKey } from "../health/keys.ts";
 import { type Action, describeAction, diff } from "./diff.ts";
 import { HostHealth } from "./health.ts";
 import { Kernel } from "./kernel.ts";
@@ -106,18 +107,16 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
       void once("health");
     }, 50);
   };
-  const startHealth = (c: HostAgentConfig) => {
+  // The key in force: re-read from its file or variable at every reload (rotation).
+  let healthKey: string | undefined;
+  const startHealth = (c: HostAgentConfig, key: string | undefined) => {
     health?.stop();
     health = undefined;
-    if (!c.health) return;
-    const token = resolveSecret(c.health.token);
-    if (!token.ok) {
-      log(`health: ${token.error}; not probing`);
-      return;
-    }
+    healthKey = key;
+    if (!c.health || key === undefined) return;
     health = new HostHealth({
       host: c.host.pa,
-      token: token.value,
+      key,
       muxes: c.health.muxes,
       onChange: onHealth,
       onStream: (mux, up, reason) =>
@@ -143,17 +142,22 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     }
     const prev = cfg;
     cfg = r.value;
-    // Same MUXes and token: keep the streams and the probes' state, re-target them.
-    if (health && JSON.stringify(prev.health) === JSON.stringify(cfg.health))
+    const key = agentHealthKey(cfg, log);
+    // Same MUXes and key: keep the streams and the probes' state, re-target them.
+    if (
+      health &&
+      key === healthKey &&
+      JSON.stringify(prev.health?.muxes) === JSON.stringify(cfg.health?.muxes)
+    )
       health.sync(cfg.services);
-    else startHealth(cfg);
+    else startHealth(cfg, key);
     clearInterval(timer);
     timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
     void once("reload");
   };
   process.on("SIGHUP", onHup);
 
-  startHealth(cfg);
+  startHealth(cfg, agentHealthKey(cfg, log));
   await once("start");
   timer ??= setInterval(() => void once("timer"), cfg.reconcile.interval);
   const sig = await signal;
@@ -169,4 +173,25 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   }
   kernel.close();
   return 0;
+}
+
+/**
+ * This host's health-stream key: `health.key` as given, or derived from the cluster
+ * `health.token` (src/health/keys.ts); undefined (logged) when it cannot be read.
+ */
+export function agentHealthKey(
+  cfg: HostAgentConfig,
+  log: (m: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const h = cfg.health;
+  if (!h) return undefined;
+  const secret = h.key ?? h.token;
+  if (secret === undefined) return undefined;
+  const r = resolveSecret(secret, env);
+  if (!r.ok) {
+    log(`health: ${r.error}; not probing`);
+    return undefined;
+  }
+  return h.key !== undefined ? r.value : hostKey(r.value, cfg.host.pa);
 }

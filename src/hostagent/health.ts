@@ -17,7 +17,8 @@ import { probeTargets } from "../health/targets.ts";
 export interface HostHealthOptions {
   /** This host's PA (also its identity towards the MUXes). */
   host: string;
-  token: string;
+  /** This host's health-stream key (src/health/keys.ts). */
+  key: string;
   muxes: { address: string; port: number }[];
   /** A backend's state flipped, or its failing/passing verdict for the host changed. */
   onChange: (key: string, up: boolean, detail: string) => void;
@@ -54,7 +55,7 @@ export class HostHealth {
     });
     this.clients = opts.muxes.map((mux) => {
       const c = new HealthStreamClient({
-        token: opts.token,
+        key: opts.key,
         host: opts.host,
         mux,
         snapshot: () => this.scheduler.status().map((t) => [t.id, t.up]),

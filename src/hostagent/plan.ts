@@ -38,7 +38,7 @@ import { createHash } from "node:crypto";
 import { isIPv6 } from "node:net";
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import type { ServiceConfig } from "../config/schema.ts";
-import { DIP_MARK_FLAG, DIP_MARK_MASK, dipMac, dipMacText, dipMark } from "../lb/dip-mac.ts";
+import { DIP_MARK_FLAG, DIP_MARK_MASK, dipMacText, dipMark } from "../lb/dip-mac.ts";
 
 export const LINK_PREFIX = "vmx-";
 /** Every nftables table the agent owns starts with this; nothing else is ever touched. */

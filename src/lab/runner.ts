@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { type CommandResult, isAlive, must, type RunOptions, run } from "../util/proc.ts";
 import { frrInstalled, killAndWait, startFrr, stopFrr } from "./frr.ts";
 import { type LabPlan, type PlannedNode, selfCommand, substitute } from "./plan.ts";
+import { ensureSecretFile, isGeneratedSecret } from "./secrets.ts";
 
 export interface LabState {
   plan: LabPlan;
@@ -70,6 +71,10 @@ export interface UpOptions {
 export async function up(plan: LabPlan, opts: UpOptions = {}): Promise<LabState> {
   const log = opts.log ?? (() => {});
   await preflight(plan);
+  for (const node of plan.nodes)
+    for (const b of node.binds)
+      if (isGeneratedSecret(b.host) && ensureSecretFile(b.host))
+        log(`secret ${b.host} generated (mode 0600)`);
   mkdirSync(plan.dir, { recursive: true });
   const state: LabState = { plan, startedAt: new Date().toISOString() };
   writeState(state);

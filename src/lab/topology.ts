@@ -6,6 +6,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { err, ok, type Result } from "../util/result.ts";
 import { validateTopologySchema } from "./schema.ts";
+import { isGeneratedSecret } from "./secrets.ts";
 
 /** What runs a node in the namespace runner. */
 export type NodeRole = "frr" | "vipmux" | "linux";
@@ -135,7 +136,8 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
         return;
       }
       const hostAbs = isAbsolute(host) ? host : resolve(dir, host);
-      if (!existsSync(hostAbs))
+      // A missing secret is made at `lab up` (secrets.ts); anything else must exist.
+      if (!existsSync(hostAbs) && !isGeneratedSecret(hostAbs))
         fail(`topology.nodes.${name}.binds`, `bind source ${hostAbs} does not exist`);
       binds.push({ host: hostAbs, container, ...(mode ? { mode } : {}) });
     });

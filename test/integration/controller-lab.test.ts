@@ -3,6 +3,7 @@
 // the VMs, and the edge router's FIB as the judge.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureSecretFile } from "../../src/lab/secrets.ts";
 import { fibNextHops, pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
 import { canonicalTopology, fixture, isRoot, repoRoot } from "./helpers.ts";
 
@@ -45,6 +46,8 @@ describe.skipIf(!isRoot)("controller: one health state drives the edge FIB", () 
 
   beforeAll(async () => {
     lab = await startLab(canonicalTopology, "ctl", { skipCmd: true });
+    // The MUXes' health.token: made here, never committed (mode 0600, see src/lab/secrets.ts).
+    ensureSecretFile(fixture("controller-lab/token"));
     for (const vm of ["vm11", "vm21"]) serve(vm, "http", 8080);
     for (const vm of ["vm12", "vm22"]) serve(vm, "tcp", 8081);
     for (const [mux, file] of [

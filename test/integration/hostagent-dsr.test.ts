@@ -672,7 +672,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
     await lab.must("host1", ["ip", "route", "add", "192.0.2.0/29", "via", "198.51.100.1"]);
     lab.spawn(
       "mux1",
-      [NODE, `${FIX}/health-listener.ts`, "192.0.2.2", "7946", "lab-token"],
+      [NODE, `${FIX}/health-listener.ts`, "192.0.2.2", "7946", "lab-token-0123456789abcdef"],
       "health-mux1",
     );
     await pollUntil(async () => logOf("health-mux1").includes("listening"), {
@@ -683,7 +683,7 @@ describe.skipIf(!isRoot)("host agent: VXLAN → DNAT → DSR in the canonical la
       config,
       `${host1Config()}
 health:
-  token: lab-token
+  token: lab-token-0123456789abcdef
   muxes: [ { address: 192.0.2.2, port: 7946 } ]
 `,
     );

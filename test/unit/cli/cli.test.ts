@@ -5,7 +5,11 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const env = { ...process.env, VIPMUX_EDGE1_MD5: "k", VIPMUX_HEALTH_TOKEN: "t" };
+const env = {
+  ...process.env,
+  VIPMUX_EDGE1_MD5: "k",
+  VIPMUX_HEALTH_TOKEN: "a-cluster-secret-for-the-cli-test",
+};
 
 function vipmux(...args: string[]) {
   const r = spawnSync(process.execPath, [`${root}src/cli/main.ts`, ...args], {

@@ -45,6 +45,7 @@ describe("kebab-case YAML keys ↔ camelCase properties", () => {
   it("parsed configs have typed camelCase properties; errors name the YAML keys", () => {
     const base = `node: { name: m, router-id: 192.0.2.2 }
 bgp: { asn: 65001, peers: [ { address: 192.0.2.1, asn: 65000 } ] }
+health: { listen: "off" }
 services:
   - name: web
     vip: 20.20.20.100

@@ -1,4 +1,4 @@
-import { readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,10 +13,15 @@ import {
   parseDurationMs,
   resolveSecret,
 } from "../../../src/config/index.ts";
+import { ensureSecretFile } from "../../../src/lab/secrets.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const broken = `${root}test/fixtures/config/broken/`;
-const secretsEnv = { VIPMUX_EDGE1_MD5: "s3cret", VIPMUX_HEALTH_TOKEN: "t0ken" };
+const secretsEnv = {
+  VIPMUX_EDGE1_MD5: "s3cret",
+  VIPMUX_HEALTH_TOKEN: "a-health-token-of-32-characters!",
+  VIPMUX_HEALTH_KEY: "0123456789abcdef0123456789abcdef",
+};
 
 // One broken config per rule, with the exact line:column, field path and message a user
 // sees from `vipmux validate`.
@@ -144,6 +149,8 @@ describe("valid configs", () => {
   });
 
   it.each(shipped)("%s validates", (f) => {
+    // The lab's secret is made at `lab up`, never committed (src/lab/secrets.ts).
+    ensureSecretFile(`${root}containerlab/health-token`);
     const isAgent = /host-agent|\/host\d/.test(f);
     for (const [k, v] of Object.entries(secretsEnv)) vi.stubEnv(k, v);
     const r = isAgent ? loadHostAgentConfig(`${root}${f}`) : loadConfig(`${root}${f}`, secretsEnv);
@@ -155,6 +162,7 @@ describe("valid configs", () => {
     const r = parseConfig(
       `node: { name: m, router-id: 192.0.2.2 }
 bgp: { asn: 65101, peers: [ { address: 192.0.2.1, asn: 65000 } ] }
+health: { token: "an-inline-token-0123456789" }
 services:
   - { name: s, vip: 20.20.20.1, vni: 1, ports: [ { protocol: udp, port: 53 } ],
       health: { type: udp, interval: 2s, timeout: 250ms },
@@ -253,8 +261,28 @@ describe("helpers", () => {
 
   it("resolveSecret reads files and the environment, and names what is missing", () => {
     const file = join(tmpdir(), `vipmux-secret-${process.pid}`);
-    writeFileSync(file, "from-file\n");
+    writeFileSync(file, "from-file\n", { mode: 0o600 });
+    chmodSync(file, 0o600);
     expect(resolveSecret({ file })).toEqual({ ok: true, value: "from-file" });
+    // Like ssh with a private key: no access for others, no group write; group read is fine.
+    chmodSync(file, 0o640);
+    expect(resolveSecret({ file })).toEqual({ ok: true, value: "from-file" });
+    chmodSync(file, 0o644);
+    expect(resolveSecret({ file })).toEqual({
+      ok: false,
+      error: `secret file ${file} has mode 0644: others must have no access and the group no write (chmod 600 ${file})`,
+    });
+    chmodSync(file, 0o660);
+    expect(resolveSecret({ file }).ok).toBe(false);
+    chmodSync(file, 0o600);
+    writeFileSync(file, " \n");
+    expect(resolveSecret({ file })).toEqual({ ok: false, error: `secret file ${file} is empty` });
+    expect(resolveSecret({ file: tmpdir() })).toEqual({
+      ok: false,
+      error: `secret file ${tmpdir()} is not a regular file`,
+    });
+    expect(resolveSecret({ env: "E" }, { E: "  " }).ok).toBe(false);
+    expect(resolveSecret("").ok).toBe(false);
     expect(resolveSecret({ env: "X" }, { X: "from-env" })).toEqual({ ok: true, value: "from-env" });
     expect(resolveSecret("inline")).toEqual({ ok: true, value: "inline" });
     expect(resolveSecret({ env: "NOPE" }, {})).toEqual({

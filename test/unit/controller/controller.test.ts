@@ -20,7 +20,7 @@ bgp:
   next-hop-v6: "2001:db8:0:1::2"
   drain: { wait: 10s }
   peers: [ { address: 192.0.2.1, asn: 65000 } ]
-health: { hold-down: 5s, agent-timeout: 3s }
+health: { hold-down: 5s, agent-timeout: 3s, listen: "off" }
 services:
   - name: web
     vip: 20.20.20.100

@@ -49,7 +49,7 @@ bgp:
   asn: 65101
   peers:
     - { address: 127.0.0.1, asn: 65000, port: 1 }   # nobody there: BGP stays down
-health: { listen: "127.0.0.1:0" }
+health: { listen: "127.0.0.1:0", token: "a-cluster-secret-for-tests" }
 api: { socket: ${socket} }
 services:
   - name: web

@@ -16,6 +16,7 @@ import { buildPacket } from "../packet/packets.ts";
 const CONFIG = `
 node: { name: mux1, router-id: 192.0.2.2 }
 bgp: { asn: 65101, next-hop-v6: "2001:db8:0:1::2", peers: [ { address: 192.0.2.1, asn: 65000 } ] }
+health: { listen: "off" }
 dataplane: { maglev-table-size: 65537 }
 services:
   - name: web

@@ -27,7 +27,7 @@ afterEach(async () => {
 
 async function server(limits: { global?: number; perSource?: number } = {}) {
   const s = new HealthStreamServer({
-    token: KEY,
+    keysFor: () => [KEY],
     mux: "mux1",
     owns: (_host, key) => key.startsWith("web/"),
     knownHost: (h) => HOSTS.includes(h),
@@ -258,7 +258,7 @@ async function fakeMux(onConnection: (sock: net.Socket, lines: () => string[]) =
 
 function agent(port: number) {
   const c = new HealthStreamClient({
-    token: KEY,
+    key: KEY,
     host: "127.0.0.1",
     mux: { address: "127.0.0.1", port },
     heartbeatMs: 100,

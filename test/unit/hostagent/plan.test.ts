@@ -17,6 +17,7 @@ import {
 } from "../../../src/hostagent/diff.ts";
 import { formatMultipath, parseMultipath } from "../../../src/hostagent/kernel.ts";
 import { type DesiredState, isDipTable, isOwnLinkName, plan } from "../../../src/hostagent/plan.ts";
+import { ensureSecretFile } from "../../../src/lab/secrets.ts";
 import { DIP_MARK_MASK, dipMark } from "../../../src/lb/dip-mac.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
@@ -586,7 +587,11 @@ describe("host-agent config", () => {
       "containerlab/host1.yml",
       "containerlab/host2.yml",
     ]) {
-      const r = loadHostAgentConfig(`${root}${f}`, { VIPMUX_HEALTH_TOKEN: "t0ken" });
+      // The lab's secret is made at `lab up`, never committed (src/lab/secrets.ts).
+      ensureSecretFile(`${root}containerlab/health-token`);
+      const r = loadHostAgentConfig(`${root}${f}`, {
+        VIPMUX_HEALTH_KEY: "0123456789abcdef0123456789abcdef",
+      });
       expect(r.ok ? "ok" : r.error).toBe("ok");
     }
   });
@@ -594,7 +599,9 @@ describe("host-agent config", () => {
   it("health: token as a secret, MUX endpoints with the default port", () => {
     const text = (token: string) =>
       `node: { name: h }\nhost: { pa: 198.51.100.2 }\nhealth:\n  token: ${token}\n  muxes: [ { address: 192.0.2.2 } ]\n`;
-    const r = parseHostAgentConfig(text("{ env: HA_TOKEN }"), "h.yml", { HA_TOKEN: "t" });
+    const r = parseHostAgentConfig(text("{ env: HA_TOKEN }"), "h.yml", {
+      HA_TOKEN: "a-cluster-secret-0123",
+    });
     expect(r.ok && r.value.health).toEqual({
       token: { env: "HA_TOKEN" },
       muxes: [{ address: "192.0.2.2", port: 7946 }],
