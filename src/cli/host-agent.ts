@@ -7,7 +7,7 @@ import { emptyState, reconcile, runAgent } from "../hostagent/agent.ts";
 import { nftScript } from "../hostagent/diff.ts";
 import { Kernel } from "../hostagent/kernel.ts";
 import { plan } from "../hostagent/plan.ts";
-import { CliError } from "./lab.ts";
+import { CliError } from "./errors.ts";
 
 const DEFAULT_ROUTE_TABLE = 4789;
 

@@ -20,9 +20,6 @@ import { supervise } from "../lab/supervisor.ts";
 import { loadTopology } from "../lab/topology.ts";
 import { CliError } from "./errors.ts";
 
-// Until src/cli/host-agent.ts imports it from errors.ts, where it lives.
-export { CliError } from "./errors.ts";
-
 const DEFAULT_TOPOLOGY = "containerlab/vipmux.clab.yml";
 
 interface LabOpts {
