@@ -229,6 +229,10 @@ export class MuxDaemon {
   }
 
   async start(): Promise<void> {
+    // The admin socket first: it is also the instance lock, so a second vipmux with the
+    // same config stops here, before it opens BGP sessions that would collide with ours.
+    this.admin = new AdminServer(this.config.api.socket, this.routes());
+    await this.admin.listen();
     await this.dataplane.start();
     if (this.config.health.listen !== "off") {
       const [host, port] = splitHostPort(this.config.health.listen);
@@ -241,8 +245,6 @@ export class MuxDaemon {
       const port = await this.metrics.listen(this.config.api.metrics);
       this.log("info", `metrics on ${this.config.api.metrics} (port ${port})`);
     }
-    this.admin = new AdminServer(this.config.api.socket, this.routes());
-    await this.admin.listen();
     this.log(
       "info",
       `vipmux ${this.config.node.name} running: ${this.config.services.length} services, ${this.config.bgp.peers.length} peers`,
