@@ -114,6 +114,13 @@ export interface ForwarderOptions {
   /** Decrement the inner TTL / hop limit like a router (default true). */
   readonly decrementTtl?: boolean;
   readonly conn?: ConnTableOptions;
+  /**
+   * Second chance (docs/dataplane.md#second-chance): for this long after a table change,
+   * a flow without an entry whose earlier owner differs from today's choice carries that
+   * owner's DIP MAC as inner Ethernet source, so a host that does not know the flow hands
+   * it to the host that does. 0: off (the default here; `vipmux run` turns it on).
+   */
+  readonly secondChanceMs?: number;
 }
 
 /** How `decide` chose the backend (`FlowLookup.via` names them). */
@@ -157,6 +164,8 @@ export class Decision {
   via: Via = Via.none;
   /** The backend the packet goes to (-1: none). */
   backendId = -1;
+  /** Second chance: the flow's earlier owner, named to the host (-1: none). */
+  hintBackendId = -1;
 
   /** Records the verdict and returns it. */
   finish(v: Verdict): Verdict {
@@ -176,6 +185,7 @@ export class Decision {
     this.maglevBackendId = -1;
     this.via = Via.none;
     this.backendId = -1;
+    this.hintBackendId = -1;
   }
 }
 
@@ -212,6 +222,15 @@ export class Forwarder {
   connInserts = 0;
 
   private table: ForwardingTable | undefined;
+  /** The table in use before the current one, and until when it may name earlier owners. */
+  private prevTable: ForwardingTable | undefined;
+  private prevUntil = 0;
+  /** Set by setTable: the grace period starts with the next forwarded packet's clock. */
+  private prevPending = false;
+  private readonly secondChanceMs: number;
+  private readonly innerSrcMac: Uint8Array;
+  /** Packets sent with an earlier owner named (second chance). */
+  secondChanceHints = 0;
   private readonly lookupDecision = new Decision();
   private readonly key = new Uint32Array(FLOW_KEY_WORDS);
   private readonly encap = new VxlanEncap();
@@ -235,6 +254,8 @@ export class Forwarder {
     if (!src) throw new RangeError(`innerSrcMac ${options.innerSrcMac} is not a MAC address`);
     this.encap.innerDstMac = dst;
     this.encap.innerSrcMac = src;
+    this.innerSrcMac = src;
+    this.secondChanceMs = options.secondChanceMs ?? 0;
     this.perDipMac = options.perDipMac ?? true;
     this.encap.dstPort = options.vxlanPort ?? VXLAN_PORT;
     this.encap.ttl = options.outerTtl ?? 64;
@@ -290,6 +311,10 @@ export class Forwarder {
     this.serviceBytes = grow(this.serviceBytes, table.serviceIdLimit);
     this.backendPackets = grow(this.backendPackets, table.backendIdLimit);
     this.backendBytes = grow(this.backendBytes, table.backendIdLimit);
+    if (this.secondChanceMs > 0 && this.table !== undefined && this.table !== table) {
+      this.prevTable = this.table;
+      this.prevPending = true;
+    }
     this.table = table;
     return ok(undefined);
   }
@@ -297,6 +322,10 @@ export class Forwarder {
   /** Forwards buf[0, len) at time `now` (ms). Returns Verdict.forward or a drop reason. */
   forward(buf: Uint8Array, len: number, now: number): Verdict {
     const d = this.decision;
+    if (this.prevPending) {
+      this.prevPending = false;
+      this.prevUntil = now + this.secondChanceMs;
+    }
     const v = this.decide(buf, len, now, true, d);
     if (v !== Verdict.forward) return this.count(v);
 
@@ -320,6 +349,11 @@ export class Forwarder {
     e.vni = t.serviceById[sid]!.vni;
     // The chosen DIP's MAC, precomputed with the table: a reference swap, no allocation.
     if (this.perDipMac) e.innerDstMac = backend.mac;
+    // Second chance: the earlier owner's DIP MAC as source, else the MUX's own.
+    if (d.hintBackendId >= 0) {
+      e.innerSrcMac = t.backendById[d.hintBackendId]!.mac;
+      this.secondChanceHints++;
+    } else e.innerSrcMac = this.innerSrcMac;
     const ipLen = p.ipLength;
     const n = encapsulateVxlan(this.out, buf, 0, ipLen, e);
     if (n < 0) return this.count(Verdict.tooBig);
@@ -428,6 +462,19 @@ export class Forwarder {
     if (bid < 0) return d.finish(Verdict.noBackend);
     d.backendId = bid;
 
+    // 6b. Second chance: a flow this MUX has no entry for, that is not a new connection,
+    //     may belong to the DIP an earlier table chose (before weights changed, a backend
+    //     was added, or while one drains). Name that DIP to the host, which hands the packet
+    //     on when it does not know the flow (docs/dataplane.md#second-chance).
+    if (
+      this.secondChanceMs > 0 &&
+      d.tracked === 1 &&
+      d.slot < 0 &&
+      p.icmpError === 0 &&
+      (p.flowProto !== IpProto.tcp || (p.tcpFlags & SYN_ACK) !== TcpFlag.syn)
+    )
+      d.hintBackendId = this.earlierOwner(buf, p, svc, hash, bid, now);
+
     // 7. Commit: the entry follows the choice and sees the packet; a new flow gets an
     //    (untrusted) entry if there is room. An ICMP error neither refreshes nor creates
     //    an entry (it proves nothing about the flow); a first packet that is a RST leaves
@@ -456,6 +503,36 @@ export class Forwarder {
     // 8. The encapsulated packet must fit the output buffer.
     if (p.ipLength > this.maxPacket) return d.finish(Verdict.tooBig);
     return d.finish(Verdict.forward);
+  }
+
+  /**
+   * The DIP an earlier table sent this flow to, if it differs from `bid` and still takes
+   * its flows (up or draining): the previous table's choice while it is in its grace
+   * period, else the choice with draining backends still in. -1: none.
+   */
+  private earlierOwner(
+    buf: Uint8Array,
+    p: ParsedPacket,
+    svc: ServiceEntry,
+    hash: number,
+    bid: number,
+    now: number,
+  ): number {
+    const t = this.table!;
+    let owner = -1;
+    const prev = this.prevTable;
+    if (prev !== undefined && now < this.prevUntil) {
+      const sid = prev.vips.lookup(buf, p.flowDstOffset, p.flowAddrLen, p.flowProto, p.flowDstPort);
+      const old = sid < 0 ? undefined : prev.serviceById[sid];
+      // Only where the flow hash means the same thing in both tables.
+      if (old !== undefined && old.distribution === svc.distribution)
+        owner = pickFrom(old.maglevWithDraining, old.maglevWithDrainingBackends, hash);
+    } else {
+      owner = pickFrom(svc.maglevWithDraining, svc.maglevWithDrainingBackends, hash);
+    }
+    if (owner < 0 || owner === bid || owner >= t.backendState.length) return -1;
+    const st = t.backendState[owner];
+    return st === BackendStateCode.up || st === BackendStateCode.draining ? owner : -1;
   }
 
   /** `lookup`'s answer: decision `d` (made read-only on buf at `now`) in words. */
@@ -504,6 +581,8 @@ export class Forwarder {
       const chosen = backend(d.backendId)!;
       r.dip = chosen.dip;
       r.host = chosen.host;
+      const earlier = backend(d.hintBackendId);
+      if (earlier) r.secondChance = earlier;
       return r;
     }
     r.reason = this.dropReason(buf, d, flowDst, svc);
@@ -675,6 +754,8 @@ export interface FlowLookup {
   /** Where forward() sends this packet (null when it would drop it). */
   dip: string | null;
   host: string | null;
+  /** Second chance: the earlier owner named to the host with it, if any. */
+  secondChance?: FlowLookupBackend;
 }
 
 const VIA_NAMES: Record<number, FlowLookup["via"]> = {
@@ -717,9 +798,12 @@ function isParseFailure(v: Verdict): boolean {
 
 /** Maglev choice for a flow hash: a backend id, or -1 when no backend is up. */
 function pickMaglev(svc: ServiceEntry, hash: number): number {
-  const m = svc.maglev;
+  return pickFrom(svc.maglev, svc.maglevBackends, hash);
+}
+
+function pickFrom(m: Uint16Array, backends: Int32Array, hash: number): number {
   if (m.length === 0) return -1;
-  return svc.maglevBackends[m[hash % m.length]!]!;
+  return backends[m[hash % m.length]!]!;
 }
 
 function grow(a: Float64Array, n: number): Float64Array {

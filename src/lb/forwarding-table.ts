@@ -54,10 +54,19 @@ export interface ServiceEntry {
   readonly maglev: Uint16Array;
   /** Maglev index -> backend id (the up backends, sorted by DIP). */
   readonly maglevBackends: Int32Array;
+  /**
+   * The Maglev table as it would be if the draining backends were still up: where the
+   * flows they keep were sent before the drain. The forwarder's second chance names it
+   * for a flow that reaches this MUX without an entry (docs/dataplane.md#second-chance).
+   * The same arrays as `maglev` when nothing drains.
+   */
+  readonly maglevWithDraining: Uint16Array;
+  readonly maglevWithDrainingBackends: Int32Array;
   /** Every backend of the service, sorted by DIP. */
   readonly backends: readonly BackendEntry[];
   /** Identifies the inputs of `maglev`; equal signatures let a rebuild reuse the table. */
   readonly maglevSignature: string;
+  readonly maglevWithDrainingSignature: string;
 }
 
 export interface ForwardingTable {
@@ -156,6 +165,30 @@ export function buildForwardingTable(
       );
       maglevBuilt++;
     }
+    // Draining backends keep their flows: a table with them still in says where those go.
+    // A backend drained by weight 0 counts with weight 1 (its old weight is not known).
+    const withDraining = backends.filter(
+      (b) => b.state === "up" ? b.weight > 0 : b.state === "draining",
+    );
+    let maglevWithDraining = maglev;
+    let maglevWithDrainingBackends = Int32Array.from(up.map((b) => b.id));
+    let drainingSignature = signature;
+    if (withDraining.length !== up.length) {
+      drainingSignature = `${size}|${seed}|${withDraining.map((b) => `${b.dip}*${Math.max(1, b.weight)}`).join(",")}`;
+      maglevWithDrainingBackends = Int32Array.from(withDraining.map((b) => b.id));
+      // A drain just started: the table with it still in is the one used until now.
+      if (prev?.maglevSignature === drainingSignature) maglevWithDraining = prev.maglev;
+      else if (prev?.maglevWithDrainingSignature === drainingSignature)
+        maglevWithDraining = prev.maglevWithDraining;
+      else {
+        maglevWithDraining = buildMaglevTable(
+          withDraining.map((b) => ({ name: b.dip, weight: Math.max(1, b.weight) })),
+          size,
+          seed,
+        );
+        maglevBuilt++;
+      }
+    }
     const entry: ServiceEntry = {
       id,
       name: spec.name,
@@ -165,8 +198,11 @@ export function buildForwardingTable(
       distribution: parseDistribution(spec.distribution ?? "5-tuple")!,
       maglev,
       maglevBackends: Int32Array.from(up.map((b) => b.id)),
+      maglevWithDraining,
+      maglevWithDrainingBackends,
       backends,
       maglevSignature: signature,
+      maglevWithDrainingSignature: drainingSignature,
     };
     services.push(entry);
     const v6 = vipAddr.length === 16;
