@@ -24,6 +24,7 @@ export function userspaceDataplane(
     ...(localV6 ? { localV6 } : {}),
     vxlanPort: d.vxlanPort,
     flowTableSize: d.flowTableSize,
+    secondChanceMs: d.secondChance,
     log: (line) => log("info", line),
     // A dead worker is a MUX that cannot forward: its heartbeat stops, so the controller
     // withdraws every VIP; nothing else to do here but say it.

@@ -68,6 +68,8 @@ export interface DataplaneOptions {
   readonly vxlanPort?: number;
   /** Connection table capacity (config `dataplane.flow-table-size`). */
   readonly flowTableSize?: number;
+  /** Second-chance grace period in ms (config `dataplane.second-chance`; default 0: off). */
+  readonly secondChanceMs?: number;
   /** Packets per batch, 1..256 (default 64). */
   readonly batchSize?: number;
   /** Worker heartbeat period (default 100 ms). */
@@ -188,6 +190,7 @@ export class Dataplane {
       ...(o.localV6 !== undefined ? { localV6: o.localV6 } : {}),
       ...(o.vxlanPort !== undefined ? { vxlanPort: o.vxlanPort } : {}),
       conn: { capacity: o.flowTableSize ?? 1_000_000 },
+      ...(o.secondChanceMs ? { secondChanceMs: o.secondChanceMs } : {}),
     };
     const options: WorkerOptions = {
       io,

@@ -63,6 +63,7 @@ export async function runEngine(opts: RunEngineOptions): Promise<() => Promise<v
     ...(localV6 ? { localV6 } : {}),
     vxlanPort: config.dataplane.vxlanPort,
     flowTableSize: config.dataplane.flowTableSize,
+    secondChanceMs: config.dataplane.secondChance,
     ...(opts.deviceMac ? { perDipMac: false } : {}),
     log,
     // Standalone, a dead worker ends the process (non-zero) so its supervisor sees it.

@@ -185,6 +185,7 @@ services:
       vxlanPort: 4789,
       flowTableSize: 1_000_000,
       maglevTableSize: 65_537,
+      secondChance: 1_800_000,
     });
     expect(c.services[0]?.health).toMatchObject({
       interval: 2000,
