@@ -314,10 +314,10 @@ export const configFileSchema = z
         "vxlan-port": port.default(4789),
         "flow-table-size": z.number().int().min(1024).max(16_777_216).default(1_000_000),
         "second-chance": durationMs("second-chance grace period")
-          .default(1_800_000)
           .refine((ms) => ms === 0 || (ms >= 1_000 && ms < 2 ** 31), {
             message: "must be 0 (off) or between 1s and 24 days",
           })
+          .default(1_800_000)
           .describe(
             "after a table change, how long a flow without an entry names its earlier DIP to the host (docs/dataplane.md#second-chance); 0: off",
           ),
