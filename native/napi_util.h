@@ -34,4 +34,7 @@ static inline napi_value throw_errno(napi_env env, const char* syscall, int err)
 // The packet I/O functions (packet_io.c), added to the module's exports by its init.
 napi_value vipmux_packet_io_init(napi_env env, napi_value exports);
 
+// sdNotify (sd_notify.c), added to the module's exports by its init.
+napi_value vipmux_sd_notify_init(napi_env env, napi_value exports);
+
 #endif

@@ -673,6 +673,8 @@ NAPI_MODULE_INIT() {
     return NULL;
   // The userspace engine's packet I/O lives in the same addon (native/packet_io.c).
   if (vipmux_packet_io_init(env, exports) == NULL) return NULL;
+  // sd_notify for Type=notify units (native/sd_notify.c).
+  if (vipmux_sd_notify_init(env, exports) == NULL) return NULL;
   napi_value c;
   napi_create_object(env, &c);
   set_int(env, c, "SOL_SOCKET", SOL_SOCKET);

@@ -40,6 +40,7 @@ interface RawAddon {
   ): RawUdpHandle;
   udpSend(handle: RawUdpHandle, data: Uint8Array, address: string, port: number): number;
   udpClose(handle: RawUdpHandle): void;
+  sdNotify(socket: string, message: string): number;
   constants: NativeConstants;
 }
 
@@ -255,6 +256,18 @@ export function connectTcp(opts: ConnectTcpOptions): Promise<number> {
       reject(e);
     }
   });
+}
+
+/**
+ * sd_notify(3): sends `message` ("READY=1", "WATCHDOG=1\nSTATUS=...") as one datagram to a
+ * service manager's notification socket: a filesystem path, or an abstract name written with
+ * a leading '@' ($NOTIFY_SOCKET's two forms). Never blocks (a full socket is EAGAIN). Throws
+ * NativeSocketError (EINVAL for a name that is neither, ENOENT, ECONNREFUSED, EAGAIN, ...).
+ * Returns the bytes sent. See native/sd_notify.c and src/systemd/notify.ts.
+ */
+export function sdNotify(socket: string, message: string): number {
+  const a = raw();
+  return wrapNative(() => a.sdNotify(socket, message));
 }
 
 type WithHandle = { _handle?: { fd?: unknown } | null };
