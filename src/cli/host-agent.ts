@@ -7,6 +7,7 @@ import { emptyState, reconcile, runAgent } from "../hostagent/agent.ts";
 import { nftScript } from "../hostagent/diff.ts";
 import { Kernel } from "../hostagent/kernel.ts";
 import { plan } from "../hostagent/plan.ts";
+import { SystemdNotifier } from "../systemd/notify.ts";
 import { CliError } from "./errors.ts";
 
 const DEFAULT_ROUTE_TABLE = 4789;
@@ -67,8 +68,13 @@ Examples:
           }
           return;
         }
+        // Under systemd (Type=notify): READY=1 after the first reconcile, RELOADING=1 /
+        // READY=1 around SIGHUP, STOPPING=1; WATCHDOG=1 while the event loop runs.
+        const sd = SystemdNotifier.fromEnv(process.env, { log: (l, m) => log(`${l}: ${m}`) });
+        sd.startWatchdog(() => true, { what: "the host agent's event loop" });
         process.exitCode = await runAgent(cfg, {
           log,
+          notify: sd,
           cleanupOnExit: opts.cleanup === true,
           load: () => {
             const r = loadHostAgentConfig(file);

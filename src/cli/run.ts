@@ -9,6 +9,8 @@ import { userspaceDataplane } from "../controller/userspace.ts";
 import { StallSwitch } from "../dataplane/fault.ts";
 import type { FlowLookup } from "../dataplane/forwarder.ts";
 import type { FlowQuery } from "../packet/build.ts";
+import { notifyMuxRunning } from "../systemd/mux.ts";
+import { SystemdNotifier } from "../systemd/notify.ts";
 import { createLogger, type LogFn } from "../util/log.ts";
 import { CliError } from "./errors.ts";
 
@@ -144,11 +146,20 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
       const factory = engines[r.value.dataplane.engine];
       if (!factory)
         throw new CliError(`dataplane engine "${r.value.dataplane.engine}" is not available`);
-      const daemon = new MuxDaemon(r.value, { configFile: opts.config, dataplane: factory });
+      // Under systemd (Type=notify): READY=1, STATUS=, RELOADING=1, STOPPING=1, and WATCHDOG=1
+      // only while the forwarder's heartbeat is fresh (src/systemd/mux.ts).
+      const sd = SystemdNotifier.fromEnv(process.env, { log: createLogger("systemd") });
+      const daemon = new MuxDaemon(r.value, {
+        configFile: opts.config,
+        dataplane: factory,
+        notify: sd,
+      });
       await daemon.start();
+      notifyMuxRunning(sd, daemon);
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           console.error(`info: ${sig}: shutting down`);
+          sd.stopping(`${sig}: withdrawing every VIP, closing BGP`);
           void daemon.stop(`vipmux ${r.value.node.name} shutting down`).finally(resolve);
         };
         process.once("SIGTERM", () => stop("SIGTERM"));

@@ -40,6 +40,8 @@ export interface MuxOptions {
   log?: (level: "debug" | "info" | "warn" | "error", msg: string) => void;
   /** A forwarder silent longer than this makes the MUX unhealthy. */
   heartbeatTimeoutMs?: number;
+  /** Told when a reload starts and ends (systemd: RELOADING=1, READY=1; src/systemd/). */
+  notify?: { reloading(): void; ready(): void };
 }
 
 /** Speaker options from the config; secrets resolved (validation already checked them). */
@@ -228,6 +230,14 @@ export class MuxDaemon {
     return age === undefined || age < (this.opts.heartbeatTimeoutMs ?? 1000);
   }
 
+  /**
+   * The forwarder's heartbeat is fresh (or there is no forwarder): systemd's watchdog is
+   * fed only then (src/systemd/mux.ts).
+   */
+  forwarderAlive(): boolean {
+    return this.muxHealthy();
+  }
+
   async start(): Promise<void> {
     // The admin socket first: it is also the instance lock, so a second vipmux with the
     // same config stops here, before it opens BGP sessions that would collide with ours.
@@ -330,6 +340,7 @@ export class MuxDaemon {
 
   /** Re-reads the config file; an invalid file changes nothing. */
   async reload(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
+    this.opts.notify?.reloading();
     try {
       return await this.reloadOnce();
     } catch (e) {
@@ -338,6 +349,8 @@ export class MuxDaemon {
       const message = `reload failed: ${(e as Error).message}`;
       this.log("error", message);
       return { ok: false, errors: [message] };
+    } finally {
+      this.opts.notify?.ready();
     }
   }
 

@@ -52,6 +52,8 @@ export interface AgentOptions {
   load: () => { ok: true; value: HostAgentConfig } | { ok: false; error: string[] };
   log: Log;
   cleanupOnExit?: boolean;
+  /** Told when the agent serves, reloads and stops (systemd, Type=notify: src/systemd/). */
+  notify?: { ready(status?: string): void; reloading(): void; stopping(): void };
 }
 
 /** Runs until SIGTERM/SIGINT. Resolves with the exit code. */
@@ -142,6 +144,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     }
     const prev = cfg;
     cfg = r.value;
+    opts.notify?.reloading();
     const key = agentHealthKey(cfg, log);
     // Same MUXes and key: keep the streams and the probes' state, re-target them.
     if (
@@ -153,14 +156,18 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     else startHealth(cfg, key);
     clearInterval(timer);
     timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
-    void once("reload");
+    void once("reload").then(() => opts.notify?.ready());
   };
   process.on("SIGHUP", onHup);
 
   startHealth(cfg, agentHealthKey(cfg, log));
   await once("start");
   timer ??= setInterval(() => void once("timer"), cfg.reconcile.interval);
+  opts.notify?.ready(
+    `${cfg.services.length} services; reconciling every ${cfg.reconcile.interval} ms`,
+  );
   const sig = await signal;
+  opts.notify?.stopping();
   clearInterval(timer);
   process.off("SIGHUP", onHup);
   health?.stop();
