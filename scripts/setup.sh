@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(frr bird2 gobgpd exabgp iproute2 nftables tcpdump iputils-ping procps psmisc
-  socat netcat-openbsd curl ca-certificates kmod python3 ethtool prometheus)
+  socat netcat-openbsd curl ca-certificates kmod python3 ethtool prometheus
+  # systemd-analyze and systemd-sysusers check configs/systemd/ (test/unit/systemd/units.test.ts);
+  # its postinst adds its system users but starts nothing where systemd is not PID 1
+  # (containers, CI): it calls systemctl only when /run/systemd/system exists.
+  systemd)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
