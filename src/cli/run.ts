@@ -154,7 +154,19 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
         dataplane: factory,
         notify: sd,
       });
-      await daemon.start();
+      await daemon.start().catch(async (e: unknown) => {
+        // Close what did start (the admin socket, sessions, workers) so the process exits
+        // with the error instead of hanging (systemd restarts it: Restart=on-failure).
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          daemon.stop("start failed").catch(() => {}),
+          new Promise((r) => {
+            timer = setTimeout(r, 5000);
+          }),
+        ]);
+        clearTimeout(timer);
+        throw e;
+      });
       notifyMuxRunning(sd, daemon);
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
