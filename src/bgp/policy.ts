@@ -2,7 +2,13 @@
 // (MED, AS-path prepend, communities, large communities, next hop self or explicit). Pure.
 
 import type { LargeCommunity, PathAttributes } from "./wire/attributes.ts";
-import { Afi, AsPathSegmentType, Origin, WellKnownCommunity } from "./wire/constants.ts";
+import {
+  Afi,
+  AsPathSegmentType,
+  Origin,
+  type OriginCode,
+  WellKnownCommunity,
+} from "./wire/constants.ts";
 import { type Prefix, parseIpv4, parseIpv6, parsePrefix } from "./wire/prefix.ts";
 
 /** Attributes the caller gives with `announce` (all optional). */
@@ -192,4 +198,48 @@ export function exportRoute(
     nextHop6 ? Buffer.from(nextHop6).toString("hex") : ""
   }|${attrs.communities?.join(",") ?? ""}|${attrs.largeCommunities?.map((l) => l.join(":")).join(",") ?? ""}`;
   return { afi, attrs, ...(nextHop6 ? { nextHop6 } : {}), key };
+}
+
+/**
+ * The route an export key stands for (the inverse of the key `exportRoute` builds), or
+ * undefined for text that is not such a key. What a peer holds is kept as these keys
+ * (adj-rib-out.ts), so this is how a query reads the attributes a peer was sent.
+ */
+export function exportedRouteOfKey(key: string, localAs: number): ExportedRoute | undefined {
+  const f = key.split("|");
+  if (f.length !== 8) return undefined;
+  const [afi, origin, copies, med, nextHop, nextHop6, communities, large] = f as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  if (afi !== "1" && afi !== "2") return undefined;
+  const attrs: PathAttributes = {
+    origin: Number(origin) as OriginCode,
+    asPath: [
+      { type: AsPathSegmentType.AsSequence, asns: new Array<number>(Number(copies)).fill(localAs) },
+    ],
+    ...(med !== "" ? { med: Number(med) } : {}),
+    ...(nextHop !== "" ? { nextHop: Number(nextHop) } : {}),
+    ...(communities !== "" ? { communities: communities.split(",").map(Number) } : {}),
+    ...(large !== ""
+      ? {
+          largeCommunities: large.split(",").map((l) => {
+            const [a, b, c] = l.split(":").map(Number);
+            return [a!, b!, c!] as const;
+          }),
+        }
+      : {}),
+  };
+  return {
+    afi: afi === "1" ? 1 : 2,
+    attrs,
+    ...(nextHop6 !== "" ? { nextHop6: new Uint8Array(Buffer.from(nextHop6, "hex")) } : {}),
+    key,
+  };
 }

@@ -7,7 +7,12 @@
 
 import { EventEmitter } from "node:events";
 import type net from "node:net";
-import { AdjRibIn, type ReceivedIssue, type ReceivedRoute } from "./adj-rib-in.ts";
+import {
+  AdjRibIn,
+  type AdjRibInCounters,
+  type ReceivedIssue,
+  type ReceivedRoute,
+} from "./adj-rib-in.ts";
 import { AdjRibOut, type Desired } from "./adj-rib-out.ts";
 import { Drain, type DrainOptions } from "./drain.ts";
 import { defaultFsmConfig, type FsmStateName } from "./fsm.ts";
@@ -15,6 +20,7 @@ import { keyPrefix, LocRib, prefixKey } from "./loc-rib.ts";
 import {
   type ExportedRoute,
   type ExportPolicy,
+  exportedRouteOfKey,
   exportRoute,
   exportsPrefix,
   parseCommunity,
@@ -145,6 +151,35 @@ export interface PeerStatus {
   /** Bytes written to the socket and not yet taken by the kernel. */
   readonly sendQueueBytes: number;
   readonly counters: Readonly<SessionCounters>;
+}
+
+/** Everything the speaker knows about one peer, for queries (`vipmux bgp neighbor ADDR`). */
+export interface PeerDetail {
+  readonly status: PeerStatus;
+  /** The peer's options as configured, without the TCP-MD5 key (`md5` says whether one is set). */
+  readonly options: Omit<PeerOptions, "md5Password"> & { readonly md5: boolean };
+  /** The hold time our OPEN proposes, and the capabilities it offers. */
+  readonly holdTimeSec: number;
+  readonly localCapabilities: readonly Capability[];
+  /** The resolved max-prefixes, or null for none. */
+  readonly maxPrefixes: Required<MaxPrefixes> | null;
+  /** The Established session (both OPENs and what they negotiated); null otherwise. */
+  readonly session: { readonly info: EstablishedInfo; readonly keepaliveSec: number } | null;
+  /** What the peer sent: UPDATE counts, the families whose End-of-RIB arrived. */
+  readonly received: {
+    readonly counters: Readonly<AdjRibInCounters>;
+    readonly endOfRib: readonly Family[];
+    readonly issues: number;
+  };
+}
+
+/** One prefix a peer holds from us (its Adj-RIB-Out, as sent). */
+export interface SentRoute {
+  readonly prefix: string;
+  /** The attributes it was sent with; null while a route refresh re-sends them. */
+  readonly route: ExportedRoute | null;
+  /** A change of this prefix waits for the next UPDATE (coalescing window, full socket). */
+  readonly pending: boolean;
 }
 
 interface SpeakerEvents {
@@ -803,7 +838,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   // ---- queries ----
 
   peers(): PeerStatus[] {
-    return [...this.peersByKey.values()].map((p) => ({
+    return [...this.peersByKey.values()].map((p) => this.statusOf(p));
+  }
+
+  private statusOf(p: Peer): PeerStatus {
+    return {
       name: p.name,
       address: p.key,
       asn: p.options.asn,
@@ -817,7 +856,29 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       prefixesReceived: p.in.routes.size,
       sendQueueBytes: p.session.writableBytes,
       counters: { ...p.session.counters },
-    }));
+    };
+  }
+
+  /** One peer in detail (throws TypeError for an unknown address). */
+  peerDetail(peerAddress: string): PeerDetail {
+    const p = this.peerOf(peerAddress);
+    const { md5Password, ...options } = p.options;
+    const fsm = p.session.config.fsm;
+    return {
+      status: this.statusOf(p),
+      options: { ...options, md5: md5Password !== undefined && md5Password !== "" },
+      holdTimeSec: fsm.holdTimeSec,
+      localCapabilities: fsm.capabilities,
+      maxPrefixes: p.limit,
+      session: p.info
+        ? { info: p.info, keepaliveSec: Math.round(p.session.fsmState.keepaliveMs / 1000) }
+        : null,
+      received: {
+        counters: { ...p.in.counters },
+        endOfRib: [...p.in.endOfRib].flatMap((a) => (AFI_FAMILY[a] ? [AFI_FAMILY[a]] : [])),
+        issues: p.in.issues.length,
+      },
+    };
   }
 
   private peerOf(address: string): Peer {
@@ -839,6 +900,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Prefixes the peer holds from us (its Adj-RIB-Out, as sent). */
   adjRibOut(peerAddress: string): string[] {
     return [...this.peerOf(peerAddress).out.sent.keys()];
+  }
+
+  /** What the peer holds from us with the attributes it was sent (its Adj-RIB-Out). */
+  adjRibOutRoutes(peerAddress: string): SentRoute[] {
+    const p = this.peerOf(peerAddress);
+    return [...p.out.sent].map(([prefix, key]) => ({
+      prefix,
+      route: exportedRouteOfKey(key, this.options.asn) ?? null,
+      pending: p.out.dirty.has(prefix),
+    }));
   }
 
   // ---- drain and shutdown ----
