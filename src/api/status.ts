@@ -45,3 +45,114 @@ export interface MuxStatus {
   /** Host agents the config expects (their PAs) and those whose health stream is alive. */
   hostAgents: { expected: string[]; connected: string[] };
 }
+
+/** `GET /v1/bgp/neighbors`: one row per peer, for `vipmux bgp neighbor`. */
+export interface BgpNeighbors {
+  neighbors: BgpNeighborSummary[];
+}
+
+export interface BgpNeighborSummary {
+  /** The peer's description, else its address. */
+  name: string;
+  address: string;
+  asn: number;
+  /** RFC 4271 FSM state (Idle, Connect, Active, OpenSent, OpenConfirm, Established). */
+  state: string;
+  /** Seconds the session has been Established; null when it is not. */
+  uptimeSeconds: number | null;
+  prefixesSent: number;
+  /** Prefixes whose change waits for the next UPDATE to this peer. */
+  prefixesPending: number;
+  prefixesReceived: number;
+  /** The BFD session's state; null when the peer has no BFD. */
+  bfd: string | null;
+  lastError: string;
+}
+
+/** `GET /v1/bgp/neighbor?address=ADDR`: one peer in detail (`vipmux bgp neighbor ADDR`). */
+export interface BgpNeighborDetail extends BgpNeighborSummary {
+  local: { asn: number; routerId: string; address: string | null };
+  remote: { port: number; routerId: string | null };
+  config: {
+    passive: boolean;
+    /** Configured local address, else null (the kernel picks). */
+    localAddress: string | null;
+    connectRetryMs: number | null;
+    multihopTtl: number | null;
+    /** GTSM (RFC 5082) hop count, null when off. */
+    ttlSecurityHops: number | null;
+    md5: boolean;
+    families: string[];
+  };
+  holdTime: { configuredSec: number; negotiatedSec: number | null; keepaliveSec: number | null };
+  /** Ours as offered, and the peer's as received (null before an OPEN). */
+  capabilities: { advertised: string[]; received: string[] | null };
+  /** What both OPENs agreed on; null while not Established. */
+  negotiated: {
+    families: string[];
+    fourOctetAs: boolean;
+    routeRefresh: boolean;
+    enhancedRouteRefresh: boolean;
+    extendedMessages: boolean;
+    extendedNextHop: boolean;
+    /** Families with ADD-PATH in either direction. */
+    addPath: string[];
+  } | null;
+  /** The peer's max-prefixes (RFC 4486), and the bound on all peers together. */
+  maxPrefixes: {
+    limit: number;
+    warningPercent: number;
+    restartAfterSeconds: number;
+  } | null;
+  maxPrefixesTotal: number | null;
+  messages: {
+    received: { total: number; updates: number; notifications: number; routeRefresh: number };
+    sent: { total: number; updates: number; notifications: number };
+  };
+  /** What the peer's UPDATEs did (RFC 7606 outcomes included), since its session began. */
+  updatesReceived: {
+    updates: number;
+    announced: number;
+    withdrawn: number;
+    treatAsWithdraw: number;
+    attributeDiscard: number;
+    endOfRib: string[];
+  };
+  sendQueueBytes: number;
+  /** The BFD session in detail; null without BFD. */
+  bfdSession: PeerStats | null;
+}
+
+/** One route as a peer holds it or sent it: its path attributes in plain text. */
+export interface BgpRoute {
+  prefix: string;
+  nextHop: string | null;
+  /** AS_PATH as text: sequences space-separated, sets in braces. */
+  asPath: string;
+  origin: "igp" | "egp" | "incomplete" | null;
+  med: number | null;
+  localPref: number | null;
+  communities: string[];
+  largeCommunities: string[];
+  /** Extended communities as 16 hex digits each. */
+  extendedCommunities: string[];
+  /** Any other attribute as `NAME: value` (aggregator, atomic aggregate, unknown ones). */
+  other: string[];
+}
+
+/** `GET /v1/bgp/neighbor/adj-out?address=ADDR`: what the peer holds from us. */
+export interface BgpAdjOut {
+  neighbor: string;
+  routes: (BgpRoute & {
+    /** A change of this prefix waits for the next UPDATE. */
+    pending: boolean;
+  })[];
+}
+
+/** `GET /v1/bgp/neighbor/adj-in?address=ADDR`: what the peer sent us (kept, never installed). */
+export interface BgpAdjIn {
+  neighbor: string;
+  routes: (BgpRoute & { ageSeconds: number })[];
+  /** The last RFC 7606 outcomes its UPDATEs caused. */
+  issues: { action: string; reason: string; prefixes: string[]; ageSeconds: number }[];
+}
