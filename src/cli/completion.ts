@@ -1,6 +1,6 @@
 // `vipmux completion bash|zsh`: shell completion generated from the command tree itself,
 // so it never drifts from the CLI.
-import type { Command } from "commander";
+import { Argument, type Command } from "commander";
 
 interface Node {
   path: string[];
@@ -65,14 +65,9 @@ export function registerCompletion(program: Command): void {
   program
     .command("completion")
     .description("print a shell completion script")
-    .argument("<shell>", "bash | zsh")
+    .addArgument(new Argument("<shell>", "the shell").choices(["bash", "zsh"]))
     .addHelpText("after", "\nExample:\n  vipmux completion bash > /etc/bash_completion.d/vipmux")
     .action((shell: string) => {
-      if (shell === "bash") process.stdout.write(bashCompletion(program));
-      else if (shell === "zsh") process.stdout.write(zshCompletion(program));
-      else {
-        console.error(`vipmux: no completion for "${shell}" (bash, zsh)`);
-        process.exitCode = 1;
-      }
+      process.stdout.write(shell === "bash" ? bashCompletion(program) : zshCompletion(program));
     });
 }

@@ -1,6 +1,6 @@
 // `vipmux dataplane --config FILE`: the MUX forwarding engine alone (no BGP, every backend
 // up), for lab nodes and manual tests. Register with `registerDataplane(program)`.
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { runEngine } from "../dataplane/run-engine.ts";
 
 interface DataplaneCliOptions {
@@ -19,9 +19,11 @@ export function registerDataplane(program: Command): void {
     .command("dataplane")
     .description("run the userspace MUX forwarding engine from a MUX config (no BGP)")
     .requiredOption("-c, --config <file>", "vipmux MUX config")
-    .option(
-      "--io <kind>",
-      "packet I/O: tun (VIPs routed into a TUN device) or packet (AF_PACKET on dataplane.interface); default: dataplane.io",
+    .addOption(
+      new Option(
+        "--io <kind>",
+        "packet I/O: tun (VIPs routed into a TUN device) or packet (AF_PACKET on dataplane.interface); default: dataplane.io",
+      ).choices(["tun", "packet"]),
     )
     .option(
       "--local-v4 <address>",
@@ -48,8 +50,6 @@ Example:
   $ vipmux dataplane --config containerlab/mux1.yml --counters /tmp/mux1.json`,
     )
     .action(async (o: DataplaneCliOptions) => {
-      if (o.io !== "tun" && o.io !== "packet")
-        throw new Error(`--io: ${o.io} is not tun or packet`);
       const stop = await runEngine({
         config: o.config,
         ...(o.io ? { io: o.io } : {}),

@@ -8,7 +8,7 @@ import { nftScript } from "../hostagent/diff.ts";
 import { Kernel } from "../hostagent/kernel.ts";
 import { plan } from "../hostagent/plan.ts";
 import { SystemdNotifier } from "../systemd/notify.ts";
-import { CliError } from "./errors.ts";
+import { CliError, configError } from "./errors.ts";
 
 const DEFAULT_ROUTE_TABLE = 4789;
 
@@ -16,10 +16,11 @@ const log = (msg: string) => console.log(`${new Date().toISOString()} host-agent
 
 function load(file: string): HostAgentConfig {
   const r = loadHostAgentConfig(file);
-  if (!r.ok) {
-    for (const e of r.error) console.error(formatConfigError(e));
-    throw new CliError(`${file}: ${r.error.length} error${r.error.length === 1 ? "" : "s"}`);
-  }
+  if (!r.ok)
+    throw configError(
+      r.error,
+      `${file}: ${r.error.length} error${r.error.length === 1 ? "" : "s"}`,
+    );
   return r.value;
 }
 
@@ -49,7 +50,7 @@ Examples:
     )
     .action(
       async (opts: { config?: string; once?: boolean; dryRun?: boolean; cleanup?: boolean }) => {
-        if (!opts.config) throw new CliError("host-agent needs --config FILE");
+        if (!opts.config) throw new CliError("host-agent needs --config FILE", 2);
         const file = opts.config;
         const cfg = load(file);
         if (opts.once || opts.dryRun) {
@@ -88,10 +89,12 @@ Examples:
     .command("plan")
     .description("print the desired kernel state (devices, nftables, routes) as JSON; no root")
     .option("--nft", "print the nftables script instead")
-    .action((opts: { nft?: boolean }) => {
+    .option("--json", "print the plan as JSON (the default)")
+    .action((opts: { nft?: boolean; json?: boolean }) => {
       // --config belongs to `host-agent` (commander parses it wherever it appears).
       const file = (cmd.opts() as { config?: string }).config;
-      if (!file) throw new CliError("host-agent plan needs --config FILE");
+      if (!file) throw new CliError("host-agent plan needs --config FILE", 2);
+      if (opts.nft && opts.json) throw new CliError("--nft and --json exclude each other", 2);
       const desired = plan(load(file));
       if (opts.nft) process.stdout.write(nftScript(desired.tables, []));
       else console.log(JSON.stringify(desired, null, 2));

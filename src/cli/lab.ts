@@ -30,7 +30,8 @@ interface LabOpts {
 
 function topologyFile(opts: LabOpts): string {
   const file = resolve(opts.topo ?? DEFAULT_TOPOLOGY);
-  if (!existsSync(file)) throw new CliError(`topology file not found: ${file} (use -t FILE)`);
+  if (!existsSync(file))
+    throw new CliError(`topology file not found: ${file} (use -t FILE)`, { code: "not-found" });
   return file;
 }
 
@@ -100,7 +101,7 @@ Examples:
     .action(async (opts: LabOpts & { json?: boolean }) => {
       const name = labName(opts);
       const st = await status(labDir(name, opts.dir));
-      if (!st) throw new CliError(`lab ${name} is not up`);
+      if (!st) throw new CliError(`lab ${name} is not up`, { code: "not-found" });
       if (opts.json) {
         console.log(JSON.stringify(st, null, 2));
         return;
@@ -123,7 +124,7 @@ Examples:
   ).action(async (nodeName: string, cmd: string[], opts: LabOpts) => {
     const name = labName(opts);
     const state = readState(labDir(name, opts.dir));
-    if (!state) throw new CliError(`lab ${name} is not up`);
+    if (!state) throw new CliError(`lab ${name} is not up`, { code: "not-found" });
     const node = findNode(state, nodeName);
     const r = await execIn(node, nodeArgv(node, cmd), { timeoutMs: 600_000 });
     process.stdout.write(r.stdout);
@@ -146,7 +147,7 @@ Examples:
     )
     .action(async (opts: { name: string; http?: number; udpEcho?: number; tcpEcho?: number }) => {
       if (!opts.http && !opts.udpEcho && !opts.tcpEcho)
-        throw new CliError("give at least one of --http, --udp-echo, --tcp-echo");
+        throw new CliError("give at least one of --http, --udp-echo, --tcp-echo", 2);
       const b = await startBackend(opts);
       await new Promise<void>((resolve) => {
         process.once("SIGTERM", resolve);

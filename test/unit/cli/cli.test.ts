@@ -36,9 +36,9 @@ describe("vipmux CLI", () => {
       expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\b`, "m"));
   });
 
-  it("an unknown command fails with help", () => {
+  it("an unknown command fails with help, a usage error (exit 2)", () => {
     const r = vipmux("frobnicate");
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown command 'frobnicate'/);
   });
 
@@ -119,6 +119,6 @@ describe("vipmux CLI", () => {
       "--help",
     ]);
     expect(complete(["vipmux", "status", "--"])).toEqual(["--socket", "--json", "--help"]);
-    expect(vipmux("completion", "fish")).toMatchObject({ code: 1 });
+    expect(vipmux("completion", "fish")).toMatchObject({ code: 2 });
   });
 });
