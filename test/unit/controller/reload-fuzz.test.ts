@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig, parseConfig } from "../../../src/config/index.ts";
-import { MuxDaemon } from "../../../src/controller/mux.ts";
+import { parseConfig } from "../../../src/config/index.ts";
+import type { MuxDaemon } from "../../../src/controller/mux.ts";
 import { mutate, mutation } from "../config/mutate.ts";
-import { fakeDataplane } from "./fake-dataplane.ts";
+import { startFakeDaemon } from "./fake-dataplane.ts";
 
 // Everything the daemon could send to lives on loopback: peers, BFD, MUX-side probes.
 const SEED = `node: { name: fuzz, router-id: 192.0.2.2 }
@@ -70,14 +70,7 @@ describe("reload under random config mutations", () => {
     process.on("unhandledRejection", onUnhandled);
     process.on("uncaughtException", onUnhandled);
     writeFileSync(file, seed);
-    const cfg = loadConfig(file);
-    if (!cfg.ok) throw new Error(JSON.stringify(cfg.error));
-    daemon = new MuxDaemon(cfg.value, {
-      configFile: file,
-      dataplane: fakeDataplane,
-      log: () => {},
-    });
-    await daemon.start();
+    daemon = await startFakeDaemon(file);
   });
   afterAll(async () => {
     await daemon?.stop();

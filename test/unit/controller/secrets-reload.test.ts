@@ -5,12 +5,11 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../../src/config/index.ts";
-import { MuxDaemon } from "../../../src/controller/mux.ts";
+import type { MuxDaemon } from "../../../src/controller/mux.ts";
 import { hostKey } from "../../../src/health/keys.ts";
 import { HealthStreamClient } from "../../../src/health/stream.ts";
 import { pollUntil } from "../../../src/lab/testing.ts";
-import { fakeDataplane } from "./fake-dataplane.ts";
+import { startFakeDaemon } from "./fake-dataplane.ts";
 
 const OLD = "the-old-cluster-secret-0001";
 const NEW = "the-new-cluster-secret-0002";
@@ -53,14 +52,7 @@ services:
   beforeAll(async () => {
     secret("health-token", OLD);
     config(false);
-    const cfg = loadConfig(file);
-    if (!cfg.ok) throw new Error(JSON.stringify(cfg.error));
-    daemon = new MuxDaemon(cfg.value, {
-      configFile: file,
-      dataplane: fakeDataplane,
-      log: () => {},
-    });
-    await daemon.start();
+    daemon = await startFakeDaemon(file);
   });
   afterAll(async () => {
     for (const c of clients) c.stop();
