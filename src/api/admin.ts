@@ -1,7 +1,17 @@
-// The admin API: HTTP/JSON over a unix socket (mode 0600: root only), what the CLI's
-// status, drain, undrain, reload and flow commands talk to. Handlers are plain async
-// functions returning a status and a JSON body; errors become JSON, never a crash.
-import { lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+// The admin API: HTTP/JSON over a unix socket (mode 0600: the daemon's user only; 0660 with
+// a group, `api.socket-group`), what the CLI's status, drain, undrain, reload, flow and bgp
+// commands talk to. Handlers are plain async functions returning a status and a JSON body;
+// errors become JSON, never a crash.
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+} from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { dirname } from "node:path";
@@ -24,6 +34,58 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export interface AdminServerOptions {
   /** Default MAX_BODY_BYTES. */
   maxBodyBytes?: number;
+  /**
+   * A group (name or gid) whose members may use the API, BIRD's `-g` (`api.socket-group`):
+   * the socket is 0660 and owned by that group. Default: the daemon's user only (0600).
+   */
+  group?: string | undefined;
+}
+
+/**
+ * The gid of a group: a number as it is, a name through `getent group` (so groups from
+ * NSS sources beyond /etc/group count), or /etc/group where getent is missing.
+ */
+export function resolveGroup(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  let line: string | undefined;
+  try {
+    line = execFileSync("getent", ["group", group], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT")
+      line = readFileSync("/etc/group", "utf8")
+        .split("\n")
+        .find((l) => l.split(":")[0] === group);
+  }
+  const gid = Number(line?.split(":")[2]);
+  if (!line || !Number.isInteger(gid))
+    throw new Error(`admin socket group "${group}" does not exist`);
+  return gid;
+}
+
+/**
+ * Lets members of `gid` through to the socket: directories this start created get the
+ * group and 0750; the socket's directory when it existed already and is private to us
+ * (mode 0700, e.g. systemd's RuntimeDirectory) gets the group and 0710 (search only). Any
+ * other directory is left as it is: no one who could reach it before loses access.
+ */
+function openDirectoryTo(dir: string, firstCreated: string | undefined, gid: number): void {
+  if (firstCreated !== undefined) {
+    for (let d = dir; ; d = dirname(d)) {
+      chownSync(d, -1, gid);
+      chmodSync(d, 0o750);
+      if (d === firstCreated || d === dirname(d)) break;
+    }
+    return;
+  }
+  const st = statSync(dir);
+  const searchable = (st.mode & 0o001) !== 0 || (st.gid === gid && (st.mode & 0o010) !== 0);
+  if (!searchable && st.uid === process.getuid?.() && (st.mode & 0o077) === 0) {
+    chownSync(dir, -1, gid);
+    chmodSync(dir, 0o710);
+  }
 }
 
 /**
@@ -99,6 +161,7 @@ export class AdminServer {
   private readonly server: http.Server;
   private readonly socketPath: string;
   private readonly maxBodyBytes: number;
+  private readonly group: string | undefined;
   /** Inode of our socket: close() removes the path only while it is still ours. */
   private inode = -1;
 
@@ -109,6 +172,7 @@ export class AdminServer {
   ) {
     this.socketPath = socketPath;
     this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.group = opts.group;
     this.server = http.createServer((req, res) => {
       const reply = (out: AdminResponse, close = false) => {
         res.writeHead(out.status, {
@@ -161,7 +225,10 @@ export class AdminServer {
   }
 
   async listen(): Promise<void> {
-    mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
+    // An unknown group stops the start before anything is created.
+    const gid = this.group === undefined ? undefined : resolveGroup(this.group);
+    const dir = dirname(this.socketPath);
+    const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
     // A stale socket from a crashed daemon would make listen fail with EADDRINUSE; a
     // live one or anything that is not a socket is refused, never removed.
     if ((await checkSocketPath(this.socketPath)) === "stale") unlinkSync(this.socketPath);
@@ -178,6 +245,22 @@ export class AdminServer {
       }
     });
     this.inode = statSync(this.socketPath).ino;
+    if (gid !== undefined) {
+      // Born 0600 and ours; then the group, then its read-write: at no moment is the
+      // socket open to anyone outside its owner and that group.
+      try {
+        chownSync(this.socketPath, -1, gid);
+        chmodSync(this.socketPath, 0o660);
+        openDirectoryTo(dir, created, gid);
+      } catch (e) {
+        await this.close();
+        const hint =
+          (e as NodeJS.ErrnoException).code === "EPERM"
+            ? " (a daemon that is not root must be a member of the group, e.g. systemd's SupplementaryGroups=)"
+            : "";
+        throw new Error(`admin socket group "${this.group}": ${(e as Error).message}${hint}`);
+      }
+    }
   }
 
   close(): Promise<void> {
@@ -227,7 +310,9 @@ export function adminRequest(
         e.code === "ENOENT" || e.code === "ECONNREFUSED"
           ? new Error(`vipmux is not running (no admin socket at ${socketPath})`)
           : e.code === "EACCES"
-            ? new Error(`permission denied on ${socketPath} (the admin socket is root only)`)
+            ? new Error(
+                `permission denied on ${socketPath} (the admin socket is for the daemon's user, and the members of api.socket-group when it is set)`,
+              )
             : e,
       ),
     );
