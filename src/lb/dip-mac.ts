@@ -65,3 +65,26 @@ export function dipMark(dip: string): number {
   const m = dipMac(dip);
   return (DIP_MARK_FLAG | (m[3]! << 16) | (m[4]! << 8) | m[5]!) >>> 0;
 }
+
+/**
+ * Second chance (docs/dataplane.md#second-chance): a MUX names a flow's earlier owner by
+ * putting `dipMac(owner)` in the inner Ethernet *source*. Anything that names no owner
+ * carries this MAC instead: a MUX's own (`DEFAULT_INNER_SRC_MAC`, src/dataplane/engine.ts)
+ * and a host's packets passed on to the owner's host (so the chain stops there). No DIP
+ * may have it as its `dipMac` (IPv4 109.120.0.2 does; the host agent's config refuses it).
+ */
+export const NO_OWNER_MAC = "02:76:6d:78:00:02";
+
+/**
+ * Mark bit of a packet a host passes on to its earlier owner's host (second chance), with
+ * the owner's 24 mark bits beside it (`passMark`). The host agent owns the packet and
+ * conntrack mark bits `VIPMUX_MARK_MASK` (the DIP mark and this flag) of flows arriving
+ * over VXLAN; `host.dsr-mark` must lie outside them.
+ */
+export const PASS_MARK_FLAG = 0x02000000;
+export const VIPMUX_MARK_MASK = (DIP_MARK_MASK | PASS_MARK_FLAG) >>> 0;
+
+/** The mark of a packet passed on to `dip`'s host: the pass flag and the DIP's 24 bits. */
+export function passMark(dip: string): number {
+  return (PASS_MARK_FLAG | (dipMark(dip) & 0x00ffffff)) >>> 0;
+}
