@@ -4,7 +4,7 @@
 // rendered by scripts/render-dashboard.ts. Root; everything in lab namespaces; bounded.
 //   node scripts/dashboard-demo.ts [OUT.png]
 import { fileURLToPath } from "node:url";
-import { fibNextHops, pollUntil, startLab } from "../src/lab/testing.ts";
+import { fibNextHops, pollUntil, startLab, TEST_FAULTS } from "../src/lab/testing.ts";
 import { run, sleep } from "../src/util/proc.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
@@ -12,7 +12,10 @@ const out = process.argv[2] ?? `${root}docs/dashboard.png`;
 const node = process.execPath;
 const cli = `${root}src/cli/main.ts`;
 
-const lab = await startLab(`${root}containerlab/vipmux.clab.yml`, "dash");
+// TEST_FAULTS: mux1's forwarder is stalled below (SIGUSR2).
+const lab = await startLab(`${root}containerlab/vipmux.clab.yml`, "dash", {
+  env: { mux1: TEST_FAULTS },
+});
 try {
   await pollUntil(async () => (await fibNextHops(lab, "edge", "20.20.20.100")).length === 2, {
     timeoutMs: 60_000,

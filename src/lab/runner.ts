@@ -6,7 +6,14 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from "node:path";
 import { type CommandResult, isAlive, must, type RunOptions, run } from "../util/proc.ts";
 import { frrInstalled, killAndWait, startFrr, stopFrr } from "./frr.ts";
-import { type LabPlan, type PlannedNode, selfCommand, substitute } from "./plan.ts";
+import {
+  type LabPlan,
+  mgmtNetworkCommands,
+  mgmtNodeCommands,
+  type PlannedNode,
+  selfCommand,
+  substitute,
+} from "./plan.ts";
 import { ensureSecretFile, isGeneratedSecret } from "./secrets.ts";
 
 export interface LabState {
@@ -91,10 +98,17 @@ export async function up(plan: LabPlan, opts: UpOptions = {}): Promise<LabState>
   };
   const t0 = Date.now();
   try {
+    const mgmt = plan.mgmt;
+    if (mgmt)
+      await step(`management network ${mgmt.network}: ${mgmtSummary(mgmt)}`, async () => {
+        for (const argv of mgmtNetworkCommands(mgmt)) await must(argv);
+      });
     for (const node of plan.nodes) {
       await step(`netns ${node.netns}`, async () => {
         await must(["ip", "netns", "add", node.netns]);
         await must(["ip", "-n", node.netns, "link", "set", "lo", "up"]);
+        // eth0 first, as a container has it from the start: sysctls apply to it too.
+        if (mgmt) for (const argv of mgmtNodeCommands(mgmt, node)) await must(argv);
         for (const [key, value] of Object.entries(node.sysctls))
           await must(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", `${key}=${value}`]);
       });
@@ -153,6 +167,11 @@ export async function up(plan: LabPlan, opts: UpOptions = {}): Promise<LabState>
   }
 }
 
+function mgmtSummary(m: NonNullable<LabPlan["mgmt"]>): string {
+  const nets = [m.ipv4, m.ipv6].filter((f) => f !== undefined);
+  return `bridge ${m.bridge} in ${m.netns}, ${nets.map((f) => `${f.subnet} via ${f.gateway}`).join(", ")}`;
+}
+
 function startSupervisor(plan: LabPlan): number {
   const out = openSync(join(plan.dir, "supervisor.log"), "a");
   const [exe, ...args] = selfCommand();
@@ -181,7 +200,8 @@ export function envPairs(env: Record<string, string>): string[] {
 
 /**
  * Removes everything a lab created: the supervisor, every process in its namespaces,
- * the namespaces (and with them the veths), stray temporary veths, FRR pathspaces.
+ * the namespaces (the nodes' and the management network's, which holds the bridge; the
+ * veths go with them), stray temporary veths, FRR pathspaces.
  * Works from the state file, and also from names alone when `plan` is given.
  */
 export async function down(dir: string, plan?: LabPlan): Promise<DownReport> {

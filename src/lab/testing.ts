@@ -5,7 +5,7 @@ import { openSync } from "node:fs";
 import { join } from "node:path";
 import { type CommandResult, type RunOptions, sleep } from "../util/proc.ts";
 import { planFromFile } from "./index.ts";
-import type { LabPlan, PlannedNode } from "./plan.ts";
+import type { LabPlan, PlannedNode, PlanOptions } from "./plan.ts";
 import { type DownReport, down, envPairs, execIn, nodeArgv, up } from "./runner.ts";
 
 export class TestLab {
@@ -66,14 +66,18 @@ export function uniqueLabName(base: string): string {
   return `${base}-${process.pid.toString(36)}${(counter++).toString(36)}`;
 }
 
+/** Test-only environment that lets a `vipmux run` node's forwarder be stalled (SIGUSR2). */
+export const TEST_FAULTS: Readonly<Record<string, string>> = { VIPMUX_TEST_FAULTS: "1" };
+
 export async function startLab(
   file: string,
   base = "t",
-  opts: { skipCmd?: boolean | readonly string[] } = {},
+  opts: Pick<PlanOptions, "skipCmd" | "env"> = {},
 ): Promise<TestLab> {
   const plan = planFromFile(file, {
     name: uniqueLabName(base),
     ...(opts.skipCmd ? { skipCmd: opts.skipCmd } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
   });
   await up(plan);
   return new TestLab(plan);

@@ -5,6 +5,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { err, ok, type Result } from "../util/result.ts";
+import {
+  type MgmtNetwork,
+  type MgmtNodeInput,
+  type NodeMgmt,
+  prefixesOverlap,
+  resolveMgmt,
+} from "./mgmt.ts";
 import { validateTopologySchema } from "./schema.ts";
 import { isGeneratedSecret } from "./secrets.ts";
 
@@ -29,6 +36,8 @@ export interface TopologyNode {
   cmd?: string;
   env: Record<string, string>;
   sysctls: Record<string, string>;
+  /** eth0 on the management network; absent with `network-mode: none`. */
+  mgmt?: NodeMgmt;
 }
 
 export interface Endpoint {
@@ -50,6 +59,8 @@ export interface Topology {
   dir: string;
   nodes: TopologyNode[];
   links: TopologyLink[];
+  /** The management network (containerlab's defaults, or the file's `mgmt:` section). */
+  mgmt: MgmtNetwork;
 }
 
 export interface TopologyError {
@@ -115,6 +126,7 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
   const rawNodes = isObj(topo.nodes) ? topo.nodes : {};
 
   const nodes: TopologyNode[] = [];
+  const mgmtInputs: MgmtNodeInput[] = [];
   for (const [name, rawNode] of Object.entries(rawNodes)) {
     const n = isObj(rawNode) ? rawNode : {};
     const kind = String(n.kind ?? defaults.kind ?? "");
@@ -142,6 +154,13 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
       binds.push({ host: hostAbs, container, ...(mode ? { mode } : {}) });
     });
     const cmd = pick("cmd");
+    const networkMode = pick("network-mode");
+    mgmtInputs.push({
+      name,
+      ...(typeof networkMode === "string" ? { networkMode } : {}),
+      ...(typeof n["mgmt-ipv4"] === "string" ? { mgmtIpv4: n["mgmt-ipv4"] } : {}),
+      ...(typeof n["mgmt-ipv6"] === "string" ? { mgmtIpv6: n["mgmt-ipv6"] } : {}),
+    });
     nodes.push({
       name,
       kind,
@@ -154,6 +173,16 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
       sysctls: { ...asEnv(defaults.sysctls), ...asEnv(kindCfg.sysctls), ...asEnv(n.sysctls) },
     });
   }
+
+  const mgmt = resolveMgmt(root.mgmt, mgmtInputs);
+  for (const p of mgmt.problems) fail(p.path, p.message);
+  for (const node of nodes) {
+    const addrs = mgmt.nodes.get(node.name);
+    if (addrs) node.mgmt = addrs;
+  }
+  const mgmtSubnets = [mgmt.mgmt.ipv4?.subnet, mgmt.mgmt.ipv6?.subnet].filter(
+    (s): s is string => s !== undefined,
+  );
 
   const names = new Set(nodes.map((n) => n.name));
   const usedIfaces = new Map<string, string>();
@@ -173,6 +202,18 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
     }
     const v4 = asStrings(l.ipv4);
     const v6 = asStrings(l.ipv6);
+    for (const [key, list] of [
+      ["ipv4", v4],
+      ["ipv6", v6],
+    ] as const)
+      list.forEach((addr, j) => {
+        const subnet = mgmtSubnets.find((s) => addr && prefixesOverlap(addr, s));
+        if (subnet)
+          fail(
+            `${path}.${key}.${j}`,
+            `${addr} overlaps the management subnet ${subnet}: lab traffic would mix with management`,
+          );
+      });
     const parsed: Endpoint[] = [];
     eps.forEach((ep, j) => {
       const epPath = `${path}.endpoints.${j}`;
@@ -220,7 +261,7 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
   });
 
   if (errors.length > 0) return err(errors);
-  return ok({ name: String(root.name), file, dir, nodes, links });
+  return ok({ name: String(root.name), file, dir, nodes, links, mgmt: mgmt.mgmt });
 }
 
 function asStrings(v: unknown): string[] {

@@ -32,7 +32,7 @@ describe.skipIf(!isRoot)("canonical lab with FRR", () => {
 
   it("creates one namespace per node with the planned interfaces", async () => {
     const ns = await namespacesWithPrefix(lab.plan.prefix);
-    expect(ns.sort()).toEqual(lab.plan.nodes.map((n) => n.netns).sort());
+    expect(ns.sort()).toEqual([...lab.plan.nodes.map((n) => n.netns), lab.plan.mgmt?.netns].sort());
     const links = JSON.parse(await lab.must("edge", ["ip", "-j", "link", "show"])) as {
       ifname: string;
     }[];
@@ -41,7 +41,7 @@ describe.skipIf(!isRoot)("canonical lab with FRR", () => {
         .map((l) => l.ifname)
         .filter((n) => n.startsWith("eth"))
         .sort(),
-    ).toEqual(["eth1", "eth2", "eth3", "eth4", "eth5"]);
+    ).toEqual(["eth0", "eth1", "eth2", "eth3", "eth4", "eth5"]); // eth0: management
     // The underlay works end to end: client reaches a host PA through the edge router.
     await lab.must("client", ["ping", "-c", "1", "-W", "2", "198.51.100.6"]);
   });
@@ -153,7 +153,7 @@ describe.skipIf(!isRoot)("canonical lab with FRR", () => {
     expect(pids.length).toBeGreaterThanOrEqual(5); // zebra, bgpd, bfdd, exabgp, gobgpd
     const report = await lab.down();
     tornDown = true;
-    expect(report.namespaces).toHaveLength(lab.plan.nodes.length);
+    expect(report.namespaces).toHaveLength(lab.plan.nodes.length + 1); // + management
     expect(await namespacesWithPrefix(lab.plan.prefix)).toEqual([]);
     expect(await rootLinksWithPrefix(lab.plan.tmpPrefix)).toEqual([]);
     expect(pids.filter(isAlive)).toEqual([]);
@@ -211,7 +211,7 @@ describe.skipIf(!isRoot)("lab failures create nothing and leak nothing", () => {
       timeoutMs: 20_000,
       what: "lab up to reach the slow exec",
     });
-    expect((await namespacesWithPrefix(`clab-${name}-`)).length).toBe(2);
+    expect((await namespacesWithPrefix(`clab-${name}-`)).length).toBe(3); // a, b, management
     child.kill("SIGINT");
     const code = await new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
     expect(code).toBe(1);

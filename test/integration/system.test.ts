@@ -8,7 +8,13 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fibNextHops, pollUntil, startLab, type TestLab } from "../../src/lab/testing.ts";
+import {
+  fibNextHops,
+  pollUntil,
+  startLab,
+  TEST_FAULTS,
+  type TestLab,
+} from "../../src/lab/testing.ts";
 import { run, sleep } from "../../src/util/proc.ts";
 import { canonicalTopology, fixture, isRoot, openStreams, repoRoot } from "./helpers.ts";
 
@@ -64,7 +70,9 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
     };
 
   beforeAll(async () => {
-    lab = await startLab(canonicalTopology, "sys");
+    lab = await startLab(canonicalTopology, "sys", {
+      env: { mux1: TEST_FAULTS, mux2: TEST_FAULTS },
+    });
     await waitHops(`${V4}/32`, BOTH, "the IPv4 VIP via both MUXes", 40_000);
     await waitHops(
       `${V6}/128`,
@@ -401,7 +409,7 @@ describe.skipIf(!isRoot)("the whole system: vipmux lab up", () => {
   it("a stalled forwarder: that MUX withdraws every VIP and the other carries the traffic", async () => {
     await waitHops(`${V4}/32`, BOTH, "both MUXes before the stall");
     const [pid] = await pidsOf("mux1", "run --config");
-    process.kill(pid!, "SIGUSR2"); // VIPMUX_TEST_FAULTS=1 in the lab: stall the worker
+    process.kill(pid!, "SIGUSR2"); // TEST_FAULTS (VIPMUX_TEST_FAULTS=1): stall the worker
     try {
       await waitHops(
         `${V4}/32`,
