@@ -16,7 +16,7 @@ interface Panel {
   title: string;
   gridPos: { x: number; y: number; w: number; h: number };
   fieldConfig?: { defaults?: { unit?: string } };
-  targets: Target[];
+  targets?: Target[];
 }
 interface Series {
   label: string;
@@ -40,7 +40,11 @@ function legend(fmt: string | undefined, metric: Record<string, string>): string
 
 async function query(t: Target): Promise<Series[]> {
   const u = new URL("/api/v1/query_range", prom);
-  u.searchParams.set("query", t.expr);
+  // Grafana's variables: every instance, a rate interval of at least four scrapes.
+  const expr = t.expr
+    .replaceAll("$__rate_interval", `${Math.max(15, 4 * step)}s`)
+    .replaceAll('"$instance"', '".*"');
+  u.searchParams.set("query", expr);
   u.searchParams.set("start", String(start));
   u.searchParams.set("end", String(end));
   u.searchParams.set("step", String(step));
@@ -117,7 +121,8 @@ async function main() {
 <div style="position:relative;margin:0 20px">`;
   let bottom = 0;
   for (const p of dash.panels) {
-    const series = (await Promise.all(p.targets.map(query))).flat();
+    if (p.type === "row") continue;
+    const series = (await Promise.all((p.targets ?? []).map(query))).flat();
     const { x, y, w, h } = p.gridPos;
     const pw = w * colW - 8;
     const ph = h * rowH - 8;
