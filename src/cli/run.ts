@@ -1,20 +1,19 @@
 // `vipmux run` (the MUX daemon) and the commands that talk to it over the admin socket:
 // status, drain, undrain, reload, flow.
-import type { Command } from "commander";
-import { adminRequest } from "../api/admin.ts";
+import { Argument, type Command } from "commander";
 import type { MuxStatus } from "../api/status.ts";
-import { type Config, formatConfigError, loadConfig } from "../config/index.ts";
+import { type Config, loadConfig } from "../config/index.ts";
 import { type DataplanePort, MuxDaemon } from "../controller/mux.ts";
 import { userspaceDataplane } from "../controller/userspace.ts";
 import { StallSwitch } from "../dataplane/fault.ts";
 import type { FlowLookup } from "../dataplane/forwarder.ts";
-import type { FlowQuery } from "../packet/build.ts";
+import { buildFlowPacket, type FlowQuery, FlowQueryError } from "../packet/build.ts";
 import { notifyMuxRunning } from "../systemd/mux.ts";
 import { SystemdNotifier } from "../systemd/notify.ts";
 import { createLogger, type LogFn } from "../util/log.ts";
-import { CliError } from "./errors.ts";
-
-const DEFAULT_SOCKET = "/run/vipmux/admin.sock";
+import { callDaemon as call, socketOption as socketOpt } from "./daemon.ts";
+import { CliError, configError, UsageError } from "./errors.ts";
+import { formatTable } from "./table.ts";
 
 /** The `none` engine: BGP and health only, for a forwarder outside vipmux. */
 function noDataplane(): DataplanePort {
@@ -51,43 +50,50 @@ export function registerEngine(name: string, factory: DataplaneFactory): void {
   engines[name] = factory;
 }
 
-async function call(socket: string, method: string, path: string, body?: unknown) {
-  const r = await adminRequest(socket, method, path, body).catch((e: Error) => {
-    throw new CliError(e.message);
-  });
-  if (r.status >= 400) {
-    const b = r.body as { error?: string; errors?: string[] };
-    throw new CliError(b.errors ? `${b.errors.join("\n")}` : (b.error ?? `HTTP ${r.status}`));
-  }
-  return r.body;
-}
-
 function drainTarget(kind: string, name: string | undefined) {
-  if (kind === "mux") return { kind };
+  if (kind === "mux") {
+    if (name !== undefined) throw new UsageError(`drain mux takes no name (got "${name}")`);
+    return { kind };
+  }
   if ((kind === "service" || kind === "backend") && name) return { kind, name };
-  throw new CliError("usage: drain mux | drain service NAME | drain backend SERVICE/DIP");
+  throw new UsageError(
+    `${kind} needs a name: drain mux | drain service NAME | drain backend SERVICE/DIP`,
+  );
 }
 
 export function formatStatus(s: MuxStatus): string {
+  const health = (b: MuxStatus["backends"][number]) =>
+    `${b.healthy === null ? "unknown" : b.healthy ? "up" : "down"}${b.drained ? " (drained)" : ""}`;
   const lines = [
     `${s.node}: ${s.muxHealthy ? "healthy" : "UNHEALTHY (all VIPs withdrawn)"}${s.admin.muxDraining ? ", draining" : ""}`,
     "",
-    "PEER             AS          STATE         BFD      SENT  LAST ERROR",
-    ...s.peers.map(
-      (p) =>
-        `${p.address.padEnd(16)} ${String(p.asn).padEnd(11)} ${p.state.padEnd(13)} ${(s.bfd.find((b) => b.peer === p.address)?.state ?? "-").padEnd(8)} ${String(p.prefixesSent).padStart(4)}  ${p.lastError}`,
+    ...formatTable(
+      ["PEER", "AS", "STATE", "BFD", "SENT", "LAST ERROR"],
+      s.peers.map((p) => [
+        p.address,
+        String(p.asn),
+        p.state,
+        s.bfd.find((b) => b.peer === p.address)?.state ?? "-",
+        String(p.prefixesSent),
+        p.lastError,
+      ]),
+      ["left", "left", "left", "left", "right", "left"],
     ),
     "",
-    "SERVICE          VIP                      HEALTHY  ANNOUNCED  REASON",
-    ...s.services.map(
-      (v) =>
-        `${v.name.padEnd(16)} ${v.vip.padEnd(24)} ${`${v.healthy}/${v.total}`.padEnd(8)} ${(v.announced ? "yes" : "no").padEnd(10)} ${v.reason}`,
+    ...formatTable(
+      ["SERVICE", "VIP", "HEALTHY", "ANNOUNCED", "REASON"],
+      s.services.map((v) => [
+        v.name,
+        v.vip,
+        `${v.healthy}/${v.total}`,
+        v.announced ? "yes" : "no",
+        v.reason,
+      ]),
     ),
     "",
-    "BACKEND                          HOST             WEIGHT  HEALTH",
-    ...s.backends.map(
-      (b) =>
-        `${`${b.service}/${b.dip}`.padEnd(32)} ${b.host.padEnd(16)} ${String(b.weight).padEnd(7)} ${b.healthy === null ? "unknown" : b.healthy ? "up" : "down"}${b.drained ? " (drained)" : ""}`,
+    ...formatTable(
+      ["BACKEND", "HOST", "WEIGHT", "HEALTH"],
+      s.backends.map((b) => [`${b.service}/${b.dip}`, b.host, String(b.weight), health(b)]),
     ),
     "",
     `host agents: ${s.hostAgents.connected.length}/${s.hostAgents.expected.length} connected${s.hostAgents.expected.length ? ` (${s.hostAgents.expected.map((h) => (s.hostAgents.connected.includes(h) ? h : `${h} MISSING`)).join(", ")})` : ""}`,
@@ -142,7 +148,7 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
     )
     .action(async (opts: { config: string }) => {
       const r = loadConfig(opts.config);
-      if (!r.ok) throw new CliError(r.error.map(formatConfigError).join("\n"));
+      if (!r.ok) throw configError(r.error);
       const factory = engines[r.value.dataplane.engine];
       if (!factory)
         throw new CliError(`dataplane engine "${r.value.dataplane.engine}" is not available`);
@@ -180,9 +186,6 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
       });
     });
 
-  const socketOpt = (c: Command) =>
-    c.option("-s, --socket <path>", "admin socket of the daemon", DEFAULT_SOCKET);
-
   socketOpt(program.command("status").description("peers, VIPs, backends and their health"))
     .option("--json", "machine-readable output")
     .action(async (opts: { socket: string; json?: boolean }) => {
@@ -202,26 +205,41 @@ VIPMUX_TEST_FAULTS=1 (failure tests only), SIGUSR2 stalls and resumes the forwar
             ? "drain the MUX (graceful shutdown, then withdraw), a service, or a backend (no new flows)"
             : "undo a drain",
         )
-        .argument("<kind>", "mux | service | backend")
+        .addArgument(new Argument("<kind>", "what to drain").choices(["mux", "service", "backend"]))
         .argument("[name]", "service NAME, or backend SERVICE/DIP"),
-    ).action(async (kind: string, name: string | undefined, opts: { socket: string }) => {
-      await call(opts.socket, "POST", `/v1/${verb}`, drainTarget(kind, name));
-      console.log(`${verb}ed ${kind}${name ? ` ${name}` : ""}`);
-    });
+    )
+      .option("--json", `machine-readable output: {"ok": true, "action": "${verb}", "target": ...}`)
+      .action(
+        async (
+          kind: string,
+          name: string | undefined,
+          opts: { socket: string; json?: boolean },
+        ) => {
+          const target = drainTarget(kind, name);
+          await call(opts.socket, "POST", `/v1/${verb}`, target);
+          console.log(
+            opts.json
+              ? JSON.stringify({ ok: true, action: verb, target })
+              : `${verb}ed ${kind}${name ? ` ${name}` : ""}`,
+          );
+        },
+      );
   }
 
   socketOpt(
     program.command("reload").description("re-read the daemon's config file (same as SIGHUP)"),
-  ).action(async (opts: { socket: string }) => {
-    await call(opts.socket, "POST", "/v1/reload");
-    console.log("config reloaded");
-  });
+  )
+    .option("--json", 'machine-readable output: {"ok": true, "action": "reload"}')
+    .action(async (opts: { socket: string; json?: boolean }) => {
+      await call(opts.socket, "POST", "/v1/reload");
+      console.log(opts.json ? JSON.stringify({ ok: true, action: "reload" }) : "config reloaded");
+    });
 
   socketOpt(
     program
       .command("flow")
       .description("which DIP a flow maps to, and whether it is in the connection table")
-      .argument("<protocol>", "tcp | udp")
+      .addArgument(new Argument("<protocol>", "transport protocol").choices(["tcp", "udp"]))
       .argument("<src>", "source address (the client)")
       .argument("<sport>", "source port")
       .argument("<dst>", "destination (VIP)")
@@ -248,9 +266,17 @@ MUX gives the same Maglev choice; only the MUX the flow's packets reach has the 
       dport: string,
       opts: { socket: string; json?: boolean },
     ) => {
+      const num = (v: string) => (v.trim() === "" ? Number.NaN : Number(v));
+      const asked: FlowQuery = { protocol, src, sport: num(sport), dst, dport: num(dport) };
+      try {
+        // The daemon's own check (addresses, one family), here before asking it.
+        buildFlowPacket(asked);
+      } catch (e) {
+        if (e instanceof FlowQueryError) throw new UsageError(e.message);
+        throw e;
+      }
       const q = new URLSearchParams({ protocol, src, sport, dst, dport });
       const r = (await call(opts.socket, "GET", `/v1/flow?${q}`)) as FlowLookup;
-      const asked = { protocol, src, sport: Number(sport), dst, dport: Number(dport) };
       console.log(opts.json ? JSON.stringify(r, null, 2) : formatFlow(r, asked));
     },
   );

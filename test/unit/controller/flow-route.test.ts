@@ -115,7 +115,7 @@ services:
     );
   });
 
-  it("refuses bad input with 400 and the reason; the CLI prints it and exits 1", async () => {
+  it("refuses bad input with 400 and the reason; the CLI refuses it before asking, exit 2", async () => {
     const q = (o: Record<string, string>) =>
       `/v1/flow?${new URLSearchParams({ protocol: "tcp", src: "203.0.113.10", sport: "1", dst: "20.20.20.100", dport: "80", ...o })}`;
     for (const [patch, message] of [
@@ -139,7 +139,7 @@ services:
       "-s",
       socket,
     );
-    expect(cli.code).toBe(1);
+    expect(cli.code).toBe(2);
     expect(cli.stderr).toContain("source port must be a port number 1..65535, not 0");
   });
 });
