@@ -10,7 +10,10 @@ APT_PACKAGES=(frr bird2 gobgpd exabgp iproute2 nftables tcpdump iputils-ping pro
   # systemd-analyze and systemd-sysusers check configs/systemd/ (test/unit/systemd/units.test.ts);
   # its postinst adds its system users but starts nothing where systemd is not PID 1
   # (containers, CI): it calls systemctl only when /run/systemd/system exists.
-  systemd)
+  systemd
+  # strace: the install walkthrough test checks the units' SystemCallFilter= against the
+  # system calls the daemons really make (test/integration/install-walkthrough.test.ts).
+  strace)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
