@@ -6,6 +6,7 @@
 //   (RFC 5082 GTSM, RFC 2385) and completes through a uv_poll on the caller's loop;
 // - a UDP socket that reports the received TTL / hop limit (BFD, RFC 5881 §5) and sends with
 //   a fixed TTL.
+// - sd_notify(3) datagrams to systemd's notification socket (sd_notify.c).
 //
 // Pure N-API (ABI-stable), context-aware (NAPI_MODULE_INIT, no mutable globals): the module
 // loads in the main thread and in any number of worker_threads; every uv handle lives on the
