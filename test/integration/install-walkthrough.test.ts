@@ -315,28 +315,31 @@ describe.skipIf(!isRoot)("install: docs/install.md's walkthrough, followed liter
       ["2001:db8:0:1::2", "2001:db8:0:2::2"],
       "the IPv6 VIP via both MUXes",
     );
-    const bfd = await lab.vtyshJson<{ peer: string; status: string }[]>(
-      "edge",
-      "show bfd peers json",
+    // BFD comes up beside BGP (FRR does not wait for it), so it may still be in Init here.
+    await pollUntil(
+      async () => {
+        const bfd = await lab.vtyshJson<{ peer: string; status: string }[]>(
+          "edge",
+          "show bfd peers json",
+        );
+        const states = bfd.map((p) => `${p.peer} ${p.status}`).sort();
+        return states.join() === "192.0.2.2 up,192.0.2.6 up" ? states : undefined;
+      },
+      { timeoutMs: 15_000, what: "BFD up with both MUXes" },
     );
-    expect(bfd.map((p) => [p.peer, p.status]).sort()).toEqual([
-      ["192.0.2.2", "up"],
-      ["192.0.2.6", "up"],
-    ]);
     // Only the VIPs came in from the MUXes (the prefix lists let nothing else through).
     const bgp = await lab.vtyshJson<Record<string, unknown>>("edge", "show ip route bgp json");
     expect(Object.keys(bgp)).toEqual([`${VIP}/32`]);
+    const want = "BGP 1/1 established, 2/2 VIPs announced, host agents 2/2";
     for (const m of MUXES) {
       const s = await pollUntil(
         async () => {
           const st = [...notify.get(m)!.messages].reverse().find((x) => x.fields.STATUS);
-          return st?.fields.STATUS?.startsWith("BGP 1/1 established, 2/2 VIPs announced")
-            ? st
-            : undefined;
+          return st?.fields.STATUS === want ? st : undefined;
         },
         { timeoutMs: 10_000, what: `${m}'s STATUS= line` },
       );
-      expect(s.fields.STATUS).toBe("BGP 1/1 established, 2/2 VIPs announced, host agents 2/2");
+      expect(s.fields.STATUS).toBe(want);
     }
   });
 
