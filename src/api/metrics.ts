@@ -1,15 +1,24 @@
 // Prometheus metrics (prom-client). Values are read from their owners at scrape time
 // (speaker, controller, health hub, dataplane): nothing on the packet path or in the BGP
 // session touches a metric, and no second copy of any state is kept here.
+import { readFileSync } from "node:fs";
 import http from "node:http";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { hostPort } from "../util/host-port.ts";
+import { formatIpv6, parseIpv6 } from "../util/ip.ts";
 
 export type Labelled = [labels: Record<string, string>, value: number][];
 
 export interface MetricsSources {
   bgpPeers(): {
+    /** The peer's address (the `peer` label of every BGP and BFD series). */
     peer: string;
+    /** Its description in the config, or the address. */
+    name: string;
+    asn: number;
     up: boolean;
+    /** Times the session reached Established since the peer was configured. */
+    established: number;
     uptimeSeconds: number;
     messagesIn: Record<string, number>;
     messagesOut: Record<string, number>;
@@ -96,7 +105,8 @@ function mirrored(
       ...common,
       collect() {
         this.reset();
-        for (const [labels, v] of read()) if (v > 0) this.inc(labels, v);
+        // Zero too: a series that exists before its first event lets rate() see that event.
+        for (const [labels, v] of read()) if (v >= 0) this.inc(labels, v);
       },
     });
   return new Gauge({
@@ -125,7 +135,7 @@ export class Metrics {
 
   constructor(src: MetricsSources) {
     const r = this.registry;
-    const peers = () => src.bgpPeers();
+    const peers = () => src.bgpPeers().map((p) => ({ ...p, peer: peerLabel(p.peer) }));
     mirroredGauge(
       r,
       "vipmux_bgp_session_up",
@@ -174,8 +184,22 @@ export class Metrics {
       ["peer"],
       () => peers().map((p) => [{ peer: p.peer }, p.prefixesReceived]),
     );
+    mirroredCounter(
+      r,
+      "vipmux_bgp_session_flaps_total",
+      "Times an Established session went down (since the peer was configured)",
+      ["peer"],
+      () => peers().map((p) => [{ peer: p.peer }, Math.max(0, p.established - (p.up ? 1 : 0))]),
+    );
+    mirroredGauge(
+      r,
+      "vipmux_bgp_peer_info",
+      "Always 1: the peer's name (config description, else its address) and AS",
+      ["peer", "name", "asn"],
+      () => peers().map((p) => [{ peer: p.peer, name: p.name, asn: String(p.asn) }, 1]),
+    );
     mirroredGauge(r, "vipmux_bfd_session_up", "1 when the BFD session is Up", ["peer"], () =>
-      (src.bfdSessions?.() ?? []).map((s) => [{ peer: s.peer }, s.up ? 1 : 0]),
+      (src.bfdSessions?.() ?? []).map((s) => [{ peer: peerLabel(s.peer) }, s.up ? 1 : 0]),
     );
     mirroredGauge(
       r,
@@ -271,54 +295,108 @@ export class Metrics {
         () => dp()?.batchLatencyUs,
       ),
     );
-    this.configReloads = new Counter({
-      name: "vipmux_config_reloads_total",
-      help: "Config reloads by result",
-      labelNames: ["result"],
-      registers: [r],
-    });
-    this.probeDuration = new Histogram({
-      name: "vipmux_health_probe_duration_seconds",
-      help: "Health probe latency",
-      labelNames: ["service"],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [r],
-    });
+    this.configReloads = configReloadsCounter(r, ["applied", "invalid", "refused", "failed"]);
+    this.probeDuration = probeDurationHistogram(r);
+    processMetrics(r);
   }
 
   text(): Promise<string> {
     return this.registry.metrics();
   }
 
-  /** Serves GET /metrics on host:port. */
+  /** Serves GET /metrics on ADDRESS:PORT; resolves with the port. */
   async listen(address: string): Promise<number> {
-    const idx = address.lastIndexOf(":");
-    const host = address.slice(0, idx).replace(/^\[|\]$/g, "");
-    const port = Number(address.slice(idx + 1));
-    this.server = http.createServer(async (req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end("try /metrics\n");
-        return;
-      }
-      try {
-        const body = await this.text();
-        res.writeHead(200, { "content-type": this.registry.contentType }).end(body);
-      } catch (e) {
-        res.writeHead(500).end(String(e));
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(port, host, () => resolve());
-    });
+    this.server = await serveMetrics(this.registry, address);
     const a = this.server.address();
-    return typeof a === "object" && a ? a.port : port;
+    return typeof a === "object" && a ? a.port : hostPort(address).port;
   }
 
   close(): Promise<void> {
-    const s = this.server;
-    if (!s) return Promise.resolve();
-    s.closeAllConnections();
-    return new Promise((resolve) => s.close(() => resolve()));
+    return closeServer(this.server);
   }
+}
+
+/**
+ * The `peer` label of BGP and BFD series: the peer's address as the config gives it, IPv6
+ * in RFC 5952 form and IPv4-mapped IPv6 as IPv4, so one peer has one label value in both.
+ */
+export function peerLabel(address: string): string {
+  const a = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  const v6 = a.includes(":") ? parseIpv6(a) : undefined;
+  return v6 ? formatIpv6(v6) : a;
+}
+
+/** `vipmux_config_reloads_total{result}`, every result present from the start at 0. */
+export function configReloadsCounter(r: Registry, results: string[]): Counter<"result"> {
+  const c = new Counter({
+    name: "vipmux_config_reloads_total",
+    help: "Config reloads by result",
+    labelNames: ["result"],
+    registers: [r],
+  });
+  for (const result of results) c.inc({ result }, 0);
+  return c;
+}
+
+/** Probe latency, the same series on a MUX (from: mux) and a host agent (from: host-agent). */
+export function probeDurationHistogram(r: Registry): Histogram<"service"> {
+  return new Histogram({
+    name: "vipmux_health_probe_duration_seconds",
+    help: "Health probe latency",
+    labelNames: ["service"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [r],
+  });
+}
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  }
+).version;
+
+/**
+ * What every vipmux process exports about itself: `vipmux_build_info` and prom-client's
+ * process and Node.js metrics (CPU, memory, file descriptors, event-loop lag, heap, GC),
+ * all prefixed `vipmux_`.
+ */
+export function processMetrics(r: Registry): void {
+  new Gauge({
+    name: "vipmux_build_info",
+    help: "Always 1: the vipmux version and the Node.js version running it",
+    labelNames: ["version", "node_version"],
+    registers: [r],
+  }).set({ version: VERSION, node_version: process.version }, 1);
+  collectDefaultMetrics({ register: r, prefix: "vipmux_" });
+}
+
+/** An HTTP server answering GET /metrics from `registry` on ADDRESS:PORT (config text). */
+export async function serveMetrics(registry: Registry, address: string): Promise<http.Server> {
+  const { host, port } = hostPort(address);
+  const server = http.createServer(async (req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end("try /metrics\n");
+      return;
+    }
+    try {
+      const body = await registry.metrics();
+      res.writeHead(200, { "content-type": registry.contentType }).end(body);
+    } catch (e) {
+      res.writeHead(500).end(String(e));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function closeServer(s: http.Server | undefined): Promise<void> {
+  if (!s) return Promise.resolve();
+  s.closeAllConnections();
+  return new Promise((resolve) => s.close(() => resolve()));
 }

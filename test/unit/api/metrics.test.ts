@@ -1,4 +1,5 @@
 // Metrics read their values from the owners at scrape time, with Prometheus names/types.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Metrics, type MetricsSources } from "../../../src/api/metrics.ts";
 
@@ -7,7 +8,10 @@ function sources(over: Partial<MetricsSources> = {}): MetricsSources {
     bgpPeers: () => [
       {
         peer: "192.0.2.1",
+        name: "192.0.2.1",
+        asn: 65000,
         up: true,
+        established: 1,
         uptimeSeconds: 12.5,
         messagesIn: { update: 3, keepalive: 10 },
         messagesOut: { update: 4 },
@@ -34,7 +38,10 @@ describe("metrics", () => {
         bgpPeers: () => [
           {
             peer: "192.0.2.1",
+            name: "edge1",
+            asn: 65000,
             up: true,
+            established: 3,
             uptimeSeconds: 12.5,
             messagesIn: {},
             messagesOut: { update: updates },
@@ -59,6 +66,10 @@ describe("metrics", () => {
       "# TYPE vipmux_bgp_session_up gauge",
       'vipmux_bgp_session_up{peer="192.0.2.1"} 1',
       'vipmux_bgp_session_uptime_seconds{peer="192.0.2.1"} 12.5',
+      // Established three times and up now: it went down twice.
+      "# TYPE vipmux_bgp_session_flaps_total counter",
+      'vipmux_bgp_session_flaps_total{peer="192.0.2.1"} 2',
+      'vipmux_bgp_peer_info{peer="192.0.2.1",name="edge1",asn="65000"} 1',
       "# TYPE vipmux_bgp_messages_sent_total counter",
       'vipmux_bgp_messages_sent_total{peer="192.0.2.1",type="update"} 4',
       'vipmux_vip_announced{service="web",vip="20.20.20.100"} 1',
@@ -70,6 +81,9 @@ describe("metrics", () => {
       'vipmux_dataplane_drops_total{reason="no_service"} 7',
       "vipmux_conntrack_entries 42",
       'vipmux_conntrack_untracked_total{reason="untrusted_quota"} 5',
+      // Counters exist at zero before their first event, so rate() sees that event.
+      'vipmux_conntrack_untracked_total{reason="full"} 0',
+      'vipmux_config_reloads_total{result="invalid"} 0',
       "# TYPE vipmux_forwarder_batch_duration_seconds histogram",
       'vipmux_forwarder_batch_duration_seconds_bucket{le="0.000008"} 4',
       'vipmux_forwarder_batch_duration_seconds_bucket{le="0.000016"} 10',
@@ -84,6 +98,67 @@ describe("metrics", () => {
     expect(await m.text()).toContain(
       'vipmux_bgp_messages_sent_total{peer="192.0.2.1",type="update"} 9\n',
     );
+  });
+
+  it("one peer has one label value in BGP and BFD series (IPv6 in RFC 5952 form)", async () => {
+    const peer = (address: string) => ({
+      peer: address,
+      name: "edge",
+      asn: 65000,
+      up: true,
+      established: 1,
+      uptimeSeconds: 1,
+      messagesIn: {},
+      messagesOut: {},
+      prefixesSent: 0,
+      prefixesReceived: 0,
+    });
+    const m = new Metrics(
+      sources({
+        bgpPeers: () => [peer("2001:DB8:0:1:0:0:0:1"), peer("::ffff:192.0.2.5")],
+        bfdSessions: () => [
+          { peer: "2001:db8:0:1::1", up: true },
+          { peer: "192.0.2.5", up: false },
+        ],
+      }),
+    );
+    const text = await m.text();
+    for (const line of [
+      'vipmux_bgp_session_up{peer="2001:db8:0:1::1"} 1',
+      'vipmux_bfd_session_up{peer="2001:db8:0:1::1"} 1',
+      'vipmux_bgp_session_up{peer="192.0.2.5"} 1',
+      'vipmux_bfd_session_up{peer="192.0.2.5"} 0',
+    ])
+      expect(text).toContain(`${line}\n`);
+  });
+
+  it("build info, process and event-loop metrics", async () => {
+    const { version } = JSON.parse(
+      readFileSync(new URL("../../../package.json", import.meta.url), "utf8"),
+    ) as { version: string };
+    const text = await new Metrics(sources()).text();
+    expect(text).toContain(
+      `vipmux_build_info{version="${version}",node_version="${process.version}"} 1\n`,
+    );
+    for (const name of [
+      "vipmux_process_cpu_seconds_total",
+      "vipmux_process_resident_memory_bytes",
+      "vipmux_nodejs_eventloop_lag_seconds",
+      "vipmux_nodejs_eventloop_lag_p99_seconds",
+      "vipmux_nodejs_heap_size_used_bytes",
+    ])
+      expect(text).toMatch(new RegExp(`^${name} [0-9.e+-]+$`, "m"));
+  });
+
+  it("listens on ADDRESS:PORT as the config parser reads it; a bare port is refused", async () => {
+    const m = new Metrics(sources());
+    await expect(m.listen("9273")).rejects.toThrow(/bare port/);
+    const port = await m.listen("[::1]:0");
+    try {
+      expect((await fetch(`http://[::1]:${port}/metrics`)).status).toBe(200);
+    } finally {
+      await m.close();
+    }
   });
 
   it("serves /metrics over HTTP", async () => {
