@@ -8,6 +8,7 @@ import { hostKey } from "../health/keys.ts";
 import { type Action, describeAction, diff } from "./diff.ts";
 import { HostHealth } from "./health.ts";
 import { Kernel } from "./kernel.ts";
+import { HostAgentMetrics, type ProgrammedState, programmedState } from "./metrics.ts";
 import { type DesiredState, plan, TABLE_PREFIX } from "./plan.ts";
 
 export type Log = (msg: string) => void;
@@ -59,12 +60,24 @@ export interface AgentOptions {
 /** Runs until SIGTERM/SIGINT. Resolves with the exit code. */
 export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Promise<number> {
   const { log } = opts;
-  const kernel = new Kernel();
   let cfg = initial;
   let running: Promise<void> = Promise.resolve();
   let failures = 0;
   let health: HostHealth | undefined;
   let lastWarnings = "";
+  let programmed: ProgrammedState | undefined;
+  const metrics = new HostAgentMetrics({
+    programmed: () => programmed,
+    targets: () => health?.targets() ?? [],
+    streams: () => health?.streams() ?? [],
+  });
+  const serveMetrics = async (address: string | undefined) => {
+    const port = await metrics.serve(address);
+    if (port !== undefined) log(`metrics on ${address} (port ${port})`);
+  };
+  // Before any kernel change: an address that cannot be bound stops the start.
+  await serveMetrics(cfg.metrics);
+  const kernel = new Kernel();
 
   const once = (why: string) => {
     running = running.then(async () => {
@@ -83,11 +96,21 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
         if (warnings.join("\n") !== lastWarnings) for (const w of warnings) log(`warning: ${w}`);
         lastWarnings = warnings.join("\n");
         const r = await reconcile(kernel, desired, cfg.host.routeTable, log);
+        metrics.reconciles.inc({ result: "ok" });
+        metrics.reconcileChanges.inc(r.actions.length);
+        metrics.reconcileDuration.observe(r.durationMs / 1000);
+        programmed = programmedState(
+          cfg.services,
+          cfg.host.pa,
+          desired.tables,
+          desired.links.length,
+        );
         if (r.actions.length > 0 || why !== "timer")
           log(
             `reconciled (${why}): ${desired.tables.filter((t) => t.table.startsWith(TABLE_PREFIX)).length} services, ${desired.links.length} VXLAN devices, ${r.actions.length} changes in ${r.durationMs.toFixed(0)} ms`,
           );
       } catch (e) {
+        metrics.reconciles.inc({ result: "failed" });
         failures++;
         log(`reconcile failed (${why}, ${failures} so far): ${(e as Error).message}`);
       }
@@ -123,6 +146,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
       onChange: onHealth,
       onStream: (mux, up, reason) =>
         log(`health: stream to MUX ${mux} ${up ? "up" : `down (${reason ?? "closed"})`}`),
+      onProbe: (key, r) => metrics.probed(key, r.ok, r.latencyMs),
     });
     health.sync(c.services);
     health.start();
@@ -140,8 +164,10 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     if (!r.ok) {
       for (const e of r.error) log(`config: ${e}`);
       log("config rejected; keeping the running config");
+      metrics.configReloads.inc({ result: "invalid" });
       return;
     }
+    metrics.configReloads.inc({ result: "applied" });
     const prev = cfg;
     cfg = r.value;
     opts.notify?.reloading();
@@ -157,6 +183,9 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
     clearInterval(timer);
     timer = setInterval(() => void once("timer"), cfg.reconcile.interval);
     void once("reload").then(() => opts.notify?.ready());
+    serveMetrics(cfg.metrics).catch((e: Error) =>
+      log(`metrics: cannot serve on ${cfg.metrics}: ${e.message}; no metrics endpoint`),
+    );
   };
   process.on("SIGHUP", onHup);
 
@@ -172,6 +201,7 @@ export async function runAgent(initial: HostAgentConfig, opts: AgentOptions): Pr
   process.off("SIGHUP", onHup);
   health?.stop();
   await running;
+  await metrics.close();
   if (opts.cleanupOnExit) {
     log(`${sig}: removing the agent's kernel state`);
     await reconcile(kernel, emptyState(), cfg.host.routeTable, log);

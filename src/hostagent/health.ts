@@ -10,9 +10,11 @@
 // rewrite any table.
 
 import type { ServiceConfig } from "../config/schema.ts";
+import type { ProbeResult } from "../health/probes.ts";
 import { ProbeScheduler } from "../health/scheduler.ts";
 import { HealthStreamClient } from "../health/stream.ts";
 import { probeTargets } from "../health/targets.ts";
+import { formatHostPort } from "../util/host-port.ts";
 
 export interface HostHealthOptions {
   /** This host's PA (also its identity towards the MUXes). */
@@ -24,11 +26,14 @@ export interface HostHealthOptions {
   onChange: (key: string, up: boolean, detail: string) => void;
   /** A MUX stream connected (authenticated) or went down. */
   onStream?: (mux: string, up: boolean, reason?: string) => void;
+  /** Every probe's result (metrics). */
+  onProbe?: (key: string, result: ProbeResult) => void;
 }
 
 export class HostHealth {
   private readonly scheduler: ProbeScheduler;
   private readonly clients: HealthStreamClient[];
+  private readonly muxNames: string[];
   private readonly host: string;
   private failing = new Set<string>();
 
@@ -50,6 +55,7 @@ export class HostHealth {
         opts.onChange(key, up, r.detail);
       },
       onResult: (key, r) => {
+        opts.onProbe?.(key, r);
         if (judge(key, r.ok)) opts.onChange(key, this.scheduler.isUp(key) === true, r.detail);
       },
     });
@@ -60,7 +66,7 @@ export class HostHealth {
         mux,
         snapshot: () => this.scheduler.status().map((t) => [t.id, t.up]),
       });
-      const name = `${mux.address}:${mux.port}`;
+      const name = formatHostPort({ host: mux.address, port: mux.port });
       c.on("up", () => opts.onStream?.(name, true));
       c.on("down", (reason) => opts.onStream?.(name, false, reason));
       // A drop while up is reported by "down" with the same reason; before that, here.
@@ -69,6 +75,7 @@ export class HostHealth {
       });
       return c;
     });
+    this.muxNames = opts.muxes.map((m) => formatHostPort({ host: m.address, port: m.port }));
   }
 
   /** Probes the backends of `services` on this host; call again after a reload. */
@@ -98,6 +105,16 @@ export class HostHealth {
 
   connectedMuxes(): number {
     return this.clients.filter((c) => c.connected).length;
+  }
+
+  /** Each MUX's stream (`address:port`) and whether it is connected and authenticated. */
+  streams(): { mux: string; up: boolean }[] {
+    return this.clients.map((c, i) => ({ mux: this.muxNames[i]!, up: c.connected }));
+  }
+
+  /** Every probed local DIP ("service/dip") and its state after rise/fall. */
+  targets(): { key: string; up: boolean }[] {
+    return this.scheduler.status().map((t) => ({ key: t.id, up: t.up }));
   }
 
   stop(): void {
