@@ -88,9 +88,15 @@ describe("the health listener needs a real secret", () => {
   it("listen is ADDRESS:PORT or off", () => {
     for (const ok of ["0.0.0.0:7946", "[::]:7946", "127.0.0.1:0", ":7946", "off"])
       expect(errors(cfg({ health: `health: { token: "${TOKEN}", listen: "${ok}" }` }))).toEqual([]);
-    for (const bad of ["7946", "0.0.0.0", "0.0.0.0:99999", "[fe80::1%eth0]:1", "host:7946"])
+    for (const [bad, why] of [
+      ["7946", /a bare port is not an address: write ADDRESS:PORT/],
+      ["0.0.0.0", /"0\.0\.0\.0" has no port/],
+      ["0.0.0.0:99999", /port "99999" must be a number 0-65535/],
+      ["[fe80::1%eth0]:1", /an IPv6 zone/],
+      ["host:7946", /"host" is not an IP address/],
+    ] as const)
       expect(errors(cfg({ health: `health: { token: "${TOKEN}", listen: "${bad}" }` }))).toEqual([
-        expect.stringMatching(/health\.listen: must be ADDRESS:PORT/),
+        expect.stringMatching(new RegExp(`health\\.listen: ${why.source}.*; or off$`)),
       ]);
   });
 });
