@@ -35,8 +35,9 @@ const engines: Record<string, DataplaneFactory> = {
 };
 
 /**
- * Failure tests only (VIPMUX_TEST_FAULTS=1, set by the lab): SIGUSR2 stalls and resumes the
- * forwarding worker, so a test can see the MUX withdraw its VIPs (src/dataplane/fault.ts).
+ * Failure tests only (VIPMUX_TEST_FAULTS=1, which they set: TEST_FAULTS in
+ * src/lab/testing.ts): SIGUSR2 stalls and resumes the forwarding worker, so a test can
+ * see the MUX withdraw its VIPs (src/dataplane/fault.ts).
  */
 function testFaults(log: LogFn): { stall?: StallSwitch } {
   if (process.env.VIPMUX_TEST_FAULTS !== "1") return {};
