@@ -155,11 +155,13 @@ export function parseTopology(text: string, file: string): Result<Topology, Topo
     });
     const cmd = pick("cmd");
     const networkMode = pick("network-mode");
+    // containerlab's own (kebab-case) keys, as its schema spells them.
+    const { "mgmt-ipv4": mgmtIpv4, "mgmt-ipv6": mgmtIpv6 } = n;
     mgmtInputs.push({
       name,
       ...(typeof networkMode === "string" ? { networkMode } : {}),
-      ...(typeof n["mgmt-ipv4"] === "string" ? { mgmtIpv4: n["mgmt-ipv4"] } : {}),
-      ...(typeof n["mgmt-ipv6"] === "string" ? { mgmtIpv6: n["mgmt-ipv6"] } : {}),
+      ...(typeof mgmtIpv4 === "string" ? { mgmtIpv4 } : {}),
+      ...(typeof mgmtIpv6 === "string" ? { mgmtIpv6 } : {}),
     });
     nodes.push({
       name,
