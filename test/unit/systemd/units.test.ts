@@ -103,9 +103,13 @@ describe("the units' promises", () => {
       "--config",
       "/etc/vipmux/host-agent.yml",
     ]);
-    expect(execArgv(agent.value(S, "ExecStartPre")!).join(" ")).toContain(
-      `${BIN} host-agent plan --config /etc/vipmux/host-agent.yml`,
-    );
+    expect(execArgv(agent.value(S, "ExecStartPre")!)).toEqual([
+      BIN,
+      "validate",
+      "--kind",
+      "host-agent",
+      "/etc/vipmux/host-agent.yml",
+    ]);
   });
 
   it("the MUX reloads through the admin socket in its RuntimeDirectory (api.socket's default)", () => {
