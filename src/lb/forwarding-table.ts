@@ -167,8 +167,8 @@ export function buildForwardingTable(
     }
     // Draining backends keep their flows: a table with them still in says where those go.
     // A backend drained by weight 0 counts with weight 1 (its old weight is not known).
-    const withDraining = backends.filter(
-      (b) => b.state === "up" ? b.weight > 0 : b.state === "draining",
+    const withDraining = backends.filter((b) =>
+      b.state === "up" ? b.weight > 0 : b.state === "draining",
     );
     let maglevWithDraining = maglev;
     let maglevWithDrainingBackends = Int32Array.from(up.map((b) => b.id));
