@@ -5,12 +5,20 @@
 // with file:line:column, nothing thrown.
 import { isIPv6 } from "node:net";
 import { z } from "zod";
-import { DIP_MARK_MASK, dipMacText, dipMark } from "../lb/dip-mac.ts";
+import { dipMacText, dipMark, NO_OWNER_MAC, VIPMUX_MARK_MASK } from "../lb/dip-mac.ts";
 import { parseMac } from "../packet/address.ts";
 import type { Result } from "../util/result.ts";
 import { camelizeKeys } from "./camel.ts";
 import { type ConfigError, checkHealthSecret, parseYamlConfig, readConfigFile } from "./load.ts";
-import { type Config, durationMs, ip, port, secret, serviceSchema } from "./schema.ts";
+import {
+  type Config,
+  durationMs,
+  hostPortAddress,
+  ip,
+  port,
+  secret,
+  serviceSchema,
+} from "./schema.ts";
 import { checkSemantics, type SemanticIssue } from "./semantic.ts";
 
 /**
@@ -42,6 +50,9 @@ export const hostAgentFileSchema = z
       "vxlan-port": port.default(4789),
       "inner-mac": mac
         .default(DEFAULT_INNER_MAC)
+        .refine((m) => m !== NO_OWNER_MAC, {
+          message: `must not be ${NO_OWNER_MAC}, the inner source of packets that name no earlier owner (a VXLAN device drops frames from its own MAC)`,
+        })
         .describe(
           "every VXLAN device's MAC: the inner destination of MUXes that name no DIP (per-DIP MACs are dipMac(DIP))",
         ),
@@ -60,6 +71,12 @@ export const hostAgentFileSchema = z
         .max(4_294_967_295)
         .default(0x10000000)
         .describe("mark bits of DSR replies when a gateway is set (conntrack and packet mark)"),
+      "second-chance": z
+        .boolean()
+        .default(true)
+        .describe(
+          "pass mid-flow packets this host does not know to the earlier owner a MUX names (docs/dataplane.md#second-chance; needs Linux 5.16+)",
+        ),
       "rule-priority": z
         .number()
         .int()
@@ -94,6 +111,11 @@ export const hostAgentFileSchema = z
       })
       .optional()
       .describe("probe this host's DIPs and report to the MUXes (absent: no probes)"),
+    metrics: hostPortAddress("leave metrics out to have no metrics endpoint")
+      .optional()
+      .describe(
+        "ADDRESS:PORT of the agent's Prometheus /metrics, e.g. 127.0.0.1:9274 (absent: no metrics endpoint)",
+      ),
     services: z.array(serviceSchema).default([]),
   })
   .describe("vipmux host agent configuration");
@@ -153,10 +175,10 @@ export function checkHostAgentSemantics(
         });
   });
   issues.push(...dipMacIssues(cfg));
-  if ((cfg.host.dsrMark & DIP_MARK_MASK) >>> 0 !== 0)
+  if ((cfg.host.dsrMark & VIPMUX_MARK_MASK) >>> 0 !== 0)
     issues.push({
       path: ["host", "dsr-mark"],
-      message: `must not overlap the DIP mark bits 0x${DIP_MARK_MASK.toString(16).padStart(8, "0")} (the MUX's DIP choice)`,
+      message: `must not overlap the mark bits 0x${VIPMUX_MARK_MASK.toString(16).padStart(8, "0")} (the MUX's DIP choice and second chance)`,
     });
   if (cfg.health) {
     const { key, token } = cfg.health;
@@ -180,14 +202,14 @@ export function checkHostAgentSemantics(
  * The MUX names its choice of DIP by the inner MAC `dipMac(DIP)`, and the host carries it
  * to NAT and routing as `dipMark(DIP)` (24 bits of the MAC): two DIPs of one VNI on this
  * host whose MACs or marks are equal could not be told apart, and a DIP whose MAC is the
- * VXLAN device's own would look like "no choice". Refused, at the second DIP.
+ * VXLAN device's own would look like "no choice". Refused, at the second DIP. Any DIP
+ * (on any host) whose MAC is NO_OWNER_MAC could not be named as an earlier owner.
  */
 function dipMacIssues(cfg: HostAgentConfig): SemanticIssue[] {
   const issues: SemanticIssue[] = [];
   const seen = new Map<string, { dip: string; mac: string }>();
   cfg.services.forEach((s, si) => {
     s.backends.forEach((b, bi) => {
-      if (b.host !== cfg.host.pa) return;
       let mac: string;
       try {
         mac = dipMacText(b.dip);
@@ -195,6 +217,14 @@ function dipMacIssues(cfg: HostAgentConfig): SemanticIssue[] {
         return; // not an address: the schema reported it
       }
       const path = ["services", si, "backends", bi, "dip"];
+      if (mac === NO_OWNER_MAC) {
+        issues.push({
+          path,
+          message: `DIP ${b.dip}'s inner MAC ${mac} is the one that names no earlier owner (second chance): it cannot be told from a MUX's own`,
+        });
+        return;
+      }
+      if (b.host !== cfg.host.pa) return;
       if (mac === cfg.host.innerMac) {
         issues.push({
           path,
@@ -216,4 +246,9 @@ function dipMacIssues(cfg: HostAgentConfig): SemanticIssue[] {
     });
   });
   return issues;
+}
+
+/** JSON Schema of the host agent's config file (what users write: defaults are optional). */
+export function hostAgentJsonSchema(): object {
+  return z.toJSONSchema(hostAgentFileSchema, { io: "input", unrepresentable: "any" });
 }

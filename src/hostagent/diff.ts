@@ -1,10 +1,11 @@
 // Desired vs observed kernel state → the actions that make them equal. Pure: the kernel
 // module observes and applies. Only what the agent owns is ever in `observed` (links named
-// vmx-*, nftables tables named vipmux-svc-*, routes and rules with the agent's protocol),
-// so an empty desired state is the cleanup.
+// vmx-* and their FDB entries, nftables tables named vipmux-*, routes and rules with the
+// agent's protocol), so an empty desired state is the cleanup.
 import {
   type DesiredState,
   type Endpoint,
+  type FdbSpec,
   type RouteSpec,
   type RuleSpec,
   type ServiceTableSpec,
@@ -22,6 +23,10 @@ export interface ObservedLink {
   port?: number;
   mac?: string;
   up: boolean;
+  /** IFF_NOARP (the agent's devices resolve no neighbours: second chance's pass route). */
+  noarp: boolean;
+  /** FDB entries with a remote address (a VXLAN device's; the agent's devices learn none). */
+  fdb: FdbSpec[];
 }
 
 export interface ObservedTable {
@@ -40,13 +45,30 @@ export interface ObservedState {
   sysctls: Record<string, string | undefined>;
 }
 
+/** An FDB entry of one of the agent's devices. */
+export interface FdbChange extends FdbSpec {
+  dev: string;
+}
+
 export type Action =
   | { kind: "link-add"; link: VxlanLinkSpec }
   /** VNI, local address or port differ: a VXLAN device cannot change them in place. */
   | { kind: "link-replace"; link: VxlanLinkSpec; index: number; reason: string }
-  | { kind: "link-set"; link: VxlanLinkSpec; index: number; mac: boolean; up: boolean }
+  | {
+      kind: "link-set";
+      link: VxlanLinkSpec;
+      index: number;
+      mac: boolean;
+      up: boolean;
+      noarp: boolean;
+    }
   | { kind: "link-del"; name: string; index: number }
   | { kind: "sysctl"; sysctl: SysctlSpec }
+  /**
+   * VXLAN FDB entries (second chance: an earlier owner's MAC → its host), all of a pass in
+   * one batch: stale ones deleted, then missing ones added.
+   */
+  | { kind: "fdb"; add: FdbChange[]; del: FdbChange[] }
   /** One nftables transaction: tables added or replaced, tables deleted. */
   | { kind: "nft"; put: ServiceTableSpec[]; del: string[] }
   | { kind: "route-add"; route: RouteSpec }
@@ -77,19 +99,46 @@ export function diff(desired: DesiredState, observed: ObservedState): Action[] {
               ? `port ${o.port}`
               : undefined;
     if (reason) actions.push({ kind: "link-replace", link, index: o.index, reason });
-    else if (o.mac !== link.mac || !o.up)
-      actions.push({ kind: "link-set", link, index: o.index, mac: o.mac !== link.mac, up: !o.up });
+    else if (o.mac !== link.mac || !o.up || !o.noarp)
+      actions.push({
+        kind: "link-set",
+        link,
+        index: o.index,
+        mac: o.mac !== link.mac,
+        up: !o.up,
+        noarp: !o.noarp,
+      });
   }
 
-  for (const s of desired.sysctls)
-    if (observed.sysctls[s.key] !== s.value) actions.push({ kind: "sysctl", sysctl: s });
-
-  // A netdev table hooks its device: a device (re)created in this pass needs it again.
+  // A netdev table hooks its device, its sysctls, FDB entries and device routes belong to
+  // it: a device (re)created in this pass needs them again.
   const newDevices = new Set(
     actions.flatMap((a) =>
       a.kind === "link-add" || a.kind === "link-replace" ? [a.link.name] : [],
     ),
   );
+  const ofNewDevice = (key: string) => newDevices.has(key.split("/")[3] ?? "");
+  for (const s of desired.sysctls)
+    if (observed.sysctls[s.key] !== s.value || ofNewDevice(s.key))
+      actions.push({ kind: "sysctl", sysctl: s });
+
+  // FDB entries of devices that stay (a deleted device takes its own along); stale ones
+  // first, so a MAC whose host changed is free for its new entry.
+  const fdbKey = (dev: string, f: FdbSpec) => `${dev} ${f.mac} ${f.dst}`;
+  const wantFdb = new Set(desired.links.flatMap((l) => l.fdb.map((f) => fdbKey(l.name, f))));
+  const hasFdb = new Set<string>();
+  const fdb = { add: [] as FdbChange[], del: [] as FdbChange[] };
+  for (const l of desired.links) {
+    const o = obsLinks.get(l.name);
+    if (o === undefined || newDevices.has(l.name)) continue;
+    for (const f of o.fdb) {
+      hasFdb.add(fdbKey(l.name, f));
+      if (!wantFdb.has(fdbKey(l.name, f))) fdb.del.push({ dev: l.name, ...f });
+    }
+  }
+  for (const l of desired.links)
+    for (const f of l.fdb) if (!hasFdb.has(fdbKey(l.name, f))) fdb.add.push({ dev: l.name, ...f });
+  if (fdb.add.length > 0 || fdb.del.length > 0) actions.push({ kind: "fdb", ...fdb });
   const obsTables = new Map(observed.tables.map((t) => [t.name, t]));
   const wanted = new Set(desired.tables.map((t) => t.table));
   const put = desired.tables.filter(
@@ -106,11 +155,14 @@ export function diff(desired: DesiredState, observed: ObservedState): Action[] {
   const withDev = new Set(
     desired.routes.filter((r) => r.dev !== undefined).map((r) => `${r.table} ${r.dst}`),
   );
-  const observedRoutes = observed.routes.map((r) => {
-    if (r.dev === undefined || withDev.has(`${r.table} ${r.dst}`)) return r;
-    const { dev: _, ...rest } = r;
-    return rest;
-  });
+  const observedRoutes = observed.routes
+    // A device route of a device (re)created in this pass went with the old device.
+    .filter((r) => r.via.length > 0 || r.dev === undefined || !newDevices.has(r.dev))
+    .map((r) => {
+      if (r.dev === undefined || r.via.length === 0 || withDev.has(`${r.table} ${r.dst}`)) return r;
+      const { dev: _, ...rest } = r;
+      return rest;
+    });
   const obsRoutes = new Set(observedRoutes.map(routeKey));
   const obsRules = new Set(observed.rules.map(ruleKey));
   const wantRoutes = new Set(desired.routes.map(routeKey));
@@ -164,22 +216,45 @@ export function describeAction(a: Action): string {
     case "link-replace":
       return `replace VXLAN device ${a.link.name} (${a.reason} → VNI ${a.link.vni}, local ${a.link.local}:${a.link.port})`;
     case "link-set":
-      return `set ${a.link.name}${a.mac ? ` mac ${a.link.mac}` : ""}${a.up ? " up" : ""}`;
+      return `set ${a.link.name}${a.mac ? ` mac ${a.link.mac}` : ""}${a.noarp ? " arp off" : ""}${a.up ? " up" : ""}`;
     case "link-del":
       return `delete VXLAN device ${a.name}`;
     case "sysctl":
       return `sysctl ${a.sysctl.key.replaceAll("/", ".")} = ${a.sysctl.value}`;
+    case "fdb": {
+      // Thousands at a first start: the first few by name, then a count.
+      const list = (what: string, l: FdbChange[]) =>
+        l.length === 0
+          ? []
+          : [
+              `${what} ${l
+                .slice(0, 4)
+                .map((f) => `${f.mac} dst ${f.dst} on ${f.dev}`)
+                .join(", ")}${l.length > 4 ? ` and ${l.length - 4} more` : ""}`,
+            ];
+      return `FDB: ${[...list("delete", a.del), ...list("add", a.add)].join("; ")}`;
+    }
     case "nft":
       return `nftables: ${[...a.put.map((t) => `put ${t.table}`), ...a.del.map((t) => `delete ${t}`)].join(", ")}`;
     case "route-add":
     case "route-del":
-      return `${a.kind === "route-add" ? "add" : "delete"} route ${a.route.dst} via ${a.route.via.join(", ")}${a.route.dev ? ` dev ${a.route.dev}` : ""} table ${a.route.table}`;
+      return `${a.kind === "route-add" ? "add" : "delete"} route ${a.route.dst}${a.route.via.length > 0 ? ` via ${a.route.via.join(", ")}` : ""}${a.route.dev ? ` dev ${a.route.dev}` : ""} table ${a.route.table}`;
     case "rule-add":
     case "rule-del":
       return `${a.kind === "rule-add" ? "add" : "delete"} rule ${ruleKey(a.rule)}`;
     case "conntrack-flush":
       return `delete conntrack entries of ${a.endpoints.map(endpointKey).join(", ")}`;
   }
+}
+
+/**
+ * The `bridge -batch` script of one FDB action: deletions first (a MAC whose host changed
+ * is then free), additions as `replace` (a VXLAN MAC keeps one remote, not a list).
+ */
+export function fdbScript(add: FdbChange[], del: FdbChange[]): string {
+  const line = (verb: string, f: FdbChange) =>
+    `fdb ${verb} ${f.mac} dev ${f.dev} dst ${f.dst} self${verb === "replace" ? " permanent" : ""}`;
+  return `${[...del.map((f) => line("del", f)), ...add.map((f) => line("replace", f))].join("\n")}\n`;
 }
 
 /** The nft script of one transaction: replaced tables are deleted and redefined atomically. */

@@ -1,5 +1,6 @@
 // The I/O edge of the host agent: reads the kernel state the agent owns and applies
-// actions. Links, routes and rules through rtnetlink (the `netlink` package), nftables
+// actions. Links, routes and rules through rtnetlink (the `netlink` package; VXLAN FDB
+// entries are read as AF_BRIDGE neighbour messages and written by `bridge -batch -`), nftables
 // through `nft -f -` (one atomic transaction per reconcile), sysctls through /proc/sys,
 // conntrack through ctnetlink.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -10,6 +11,7 @@ import { must } from "../util/proc.ts";
 import { Conntrack } from "./conntrack.ts";
 import {
   type Action,
+  fdbScript,
   nftScript,
   type ObservedLink,
   type ObservedState,
@@ -18,8 +20,10 @@ import {
 } from "./diff.ts";
 import {
   type DesiredState,
+  type FdbSpec,
   isDipTable,
   isOwnLinkName,
+  isPassTable,
   OWN_TABLE_PREFIX,
   type RequirementSpec,
   type RouteSpec,
@@ -34,6 +38,7 @@ const { createRtNetlink, ifla, AttrStream, FlagsNew } = nl;
 export const RTPROT_VIPMUX = 247;
 const AF_INET = 2;
 const AF_INET6 = 10;
+const AF_BRIDGE = 7;
 const RT_TABLE_COMPAT = 252;
 const FR_ACT_TO_TBL = 1;
 const RTA_GATEWAY = 5;
@@ -64,6 +69,8 @@ const prefixOf = (p: string) => {
 export class Kernel {
   private readonly rt: RtSocket = createRtNetlink();
   private readonly procSys: string;
+  /** Interface indexes by name, from one link dump (routes on devices come by the hundred). */
+  private readonly indexes = new Map<string, number>();
 
   constructor(procSys = "/proc/sys") {
     this.procSys = procSys;
@@ -74,6 +81,7 @@ export class Kernel {
   }
 
   async observe(desired: DesiredState, table: number): Promise<ObservedState> {
+    this.indexes.clear();
     // One dump at a time: the socket reassembles one multipart reply at a time.
     const links = await this.links();
     const tables = await this.tables(desired);
@@ -101,6 +109,7 @@ export class Kernel {
 
   async links(): Promise<ObservedLink[]> {
     const out: ObservedLink[] = [];
+    const fdb = await this.fdb();
     for (const l of await this.rt.getLinks()) {
       const name = l.attrs.ifname;
       if (name === undefined || !isOwnLinkName(name) || l.data.index === undefined) continue;
@@ -116,7 +125,26 @@ export class Kernel {
         port: vx?.port ? vx.port.readUInt16BE(0) : undefined,
         mac: l.attrs.address ? formatMac(l.attrs.address) : undefined,
         up: l.data.flags?.up === true,
+        noarp: l.data.flags?.noarp === true,
+        fdb: fdb.get(l.data.index) ?? [],
       });
+    }
+    return out;
+  }
+
+  /**
+   * FDB entries with a remote address, by device index. The kernel answers an AF_BRIDGE
+   * dump with every device's entries (bridges' too) whatever index is asked for, so the
+   * caller picks its devices.
+   */
+  private async fdb(): Promise<Map<number, FdbSpec[]>> {
+    const out = new Map<number, FdbSpec[]>();
+    for (const n of await this.rt.getNeighbors({ family: AF_BRIDGE })) {
+      const index = n.data.ifindex;
+      if (index === undefined || !n.attrs.lladdr || !n.attrs.dst) continue;
+      const list = out.get(index) ?? [];
+      list.push({ mac: formatMac(n.attrs.lladdr), dst: formatIp(n.attrs.dst) });
+      out.set(index, list);
     }
     return out;
   }
@@ -148,16 +176,24 @@ export class Kernel {
     for (const family of [AF_INET, AF_INET6]) {
       for (const r of await this.rt.getRoutes({ family })) {
         const t = r.attrs.table ?? r.data.table ?? 0;
-        // The agent's table, and the floating DIPs' own tables (numbered by their marks).
-        if ((t !== table && !isDipTable(t)) || Number(r.data.protocol) !== RTPROT_VIPMUX) continue;
+        // The agent's table, the floating DIPs' own tables (numbered by their marks) and
+        // second chance's pass tables (by VNI).
+        if (
+          (t !== table && !isDipTable(t) && !isPassTable(t)) ||
+          Number(r.data.protocol) !== RTPROT_VIPMUX
+        )
+          continue;
         const via = r.attrs.gateway
           ? [formatIp(r.attrs.gateway)]
           : r.attrs.multipath
             ? parseMultipath(r.attrs.multipath)
             : [];
         const dst = r.attrs.dst ? formatIp(r.attrs.dst) : family === AF_INET6 ? "::" : "0.0.0.0";
+        // A gateway route's device, and a device route's (no next hop: a pass route).
         const dev =
-          r.attrs.oif !== undefined && r.attrs.gateway ? names.get(r.attrs.oif) : undefined;
+          r.attrs.oif !== undefined && (r.attrs.gateway || !r.attrs.multipath)
+            ? names.get(r.attrs.oif)
+            : undefined;
         out.push({
           dst: `${dst}/${r.data.dstLen}`,
           table: t,
@@ -205,6 +241,9 @@ export class Kernel {
   }
 
   async apply(a: Action): Promise<number | undefined> {
+    // A device made or removed here changes the indexes.
+    if (a.kind === "link-add" || a.kind === "link-replace" || a.kind === "link-del")
+      this.indexes.clear();
     switch (a.kind) {
       case "link-add":
         await this.addLink(a.link);
@@ -215,9 +254,14 @@ export class Kernel {
         return;
       case "link-set":
         await this.rt.setLink(
-          { index: a.index, flags: { up: true }, change: { up: true } },
+          { index: a.index, flags: { up: true, noarp: true }, change: { up: true, noarp: true } },
           a.mac ? { address: Buffer.from(parseMac(a.link.mac)!) } : {},
         );
+        return;
+      case "fdb":
+        // One process for all of them: thousands of entries at a first start, where one
+        // netlink request each, awaited in turn, took seconds.
+        await must(["bridge", "-batch", "-"], { input: fdbScript(a.add, a.del) });
         return;
       case "link-del":
         await this.rt.delLink({ index: a.index });
@@ -225,9 +269,19 @@ export class Kernel {
       case "sysctl":
         writeFileSync(`${this.procSys}/${a.sysctl.key}`, a.sysctl.value);
         return;
-      case "nft":
-        await must(["nft", "-f", "-"], { input: nftScript(a.put, a.del) });
+      case "nft": {
+        const script = nftScript(a.put, a.del);
+        try {
+          await must(["nft", "-f", "-"], { input: script });
+        } catch (e) {
+          // Second chance's egress chains need Linux 5.16+ (and nftables 1.0.1+).
+          if (!/hook egress/.test(script)) throw e;
+          throw new Error(
+            `${(e as Error).message} (if this kernel has no netdev egress hook, before Linux 5.16, set host.second-chance: false)`,
+          );
+        }
         return;
+      }
       case "route-add":
       case "route-del": {
         const { addr, len, family } = prefixOf(a.route.dst);
@@ -239,7 +293,8 @@ export class Kernel {
           protocol: RTPROT_VIPMUX as unknown as NonNullable<
             Parameters<RtSocket["newRoute"]>[0]["protocol"]
           >,
-          scope: "UNIVERSE",
+          // No next hop: a route on the device itself (second chance's pass route).
+          scope: a.route.via.length === 0 ? "LINK" : "UNIVERSE",
           type: "UNICAST",
         };
         const oif = a.route.dev === undefined ? undefined : await this.ifindex(a.route.dev);
@@ -247,9 +302,11 @@ export class Kernel {
           ...(len > 0 ? { dst: addrBuf(addr) } : {}),
           table: a.route.table,
           ...(oif !== undefined ? { oif } : {}),
-          ...(a.route.via.length === 1
-            ? { gateway: addrBuf(a.route.via[0]!) }
-            : { multipath: formatMultipath(a.route.via) }),
+          ...(a.route.via.length === 0
+            ? {}
+            : a.route.via.length === 1
+              ? { gateway: addrBuf(a.route.via[0]!) }
+              : { multipath: formatMultipath(a.route.via) }),
         };
         if (a.kind === "route-add")
           await this.rt.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
@@ -297,9 +354,15 @@ export class Kernel {
   }
 
   private async ifindex(name: string): Promise<number> {
-    const l = (await this.rt.getLinks()).find((x) => x.attrs.ifname === name);
-    if (l?.data.index === undefined) throw new Error(`no interface ${name}`);
-    return l.data.index;
+    if (!this.indexes.has(name)) {
+      this.indexes.clear();
+      for (const l of await this.rt.getLinks())
+        if (l.attrs.ifname !== undefined && l.data.index !== undefined)
+          this.indexes.set(l.attrs.ifname, l.data.index);
+    }
+    const index = this.indexes.get(name);
+    if (index === undefined) throw new Error(`no interface ${name}`);
+    return index;
   }
 
   private async addLink(link: VxlanLinkSpec): Promise<void> {
@@ -316,7 +379,7 @@ export class Kernel {
       }),
     );
     await this.rt.newLink(
-      { flags: { up: true }, change: { up: true } },
+      { flags: { up: true, noarp: true }, change: { up: true, noarp: true } },
       {
         ifname: link.name,
         address: Buffer.from(parseMac(link.mac)!),

@@ -27,6 +27,21 @@
 // - One host table (`inet vipmux-host`): a forward guard that drops what arrives over
 //   VXLAN and matched no service (else it would be routed back to the edge, and from there
 //   to a MUX, in a loop), and, with `gateway`/`gateway-v6`, the DSR marking below.
+// - Second chance (docs/dataplane.md#second-chance): a MUX that has no entry for a
+//   mid-flow packet names the flow's earlier owner P in the inner Ethernet *source*,
+//   `dipMac(P)`. The host table's `second-chance` chain (prerouting, after conntrack,
+//   before DNAT) looks that MAC up per device (`iifname . ether saddr`) only for a packet
+//   that has no conntrack entry here yet and is not a TCP SYN: a flow that lives here
+//   keeps its conntrack binding whatever the MAC says. A local P gets its DIP mark (DNAT
+//   or the floating route follow it); a remote P gets the pass mark (`passMark`: flag bit
+//   25 + P's 24 bits), which NAT skips, a rule `iif vmx-<vni> fwmark <flag>` routes to
+//   the VNI's pass table (`default dev vmx-<vni>`, back out of the device it came in
+//   on), the forward guard lets through, and the device's netdev egress chain turns into
+//   inner destination `dipMac(P)` and source NO_OWNER_MAC (a VXLAN device drops frames
+//   from its own MAC, and a DIP MAC as source would be a hint again); the device's FDB
+//   entry `dipMac(P) → P's host PA` encapsulates it there. The decision is kept in the
+//   conntrack mark and copied to every later packet of the flow. The devices are NOARP:
+//   the pass route's neighbour is the device's own MAC, rewritten at egress.
 // Replies (DSR): conntrack un-DNATs them (source = VIP); they never go back through a MUX.
 // By default the host's main routing table sends them (its default route must lead to
 // the edge). With `host.gateway` the agent pins them to the edge router whatever the main
@@ -38,7 +53,16 @@ import { createHash } from "node:crypto";
 import { isIPv6 } from "node:net";
 import type { HostAgentConfig } from "../config/host-agent.ts";
 import type { ServiceConfig } from "../config/schema.ts";
-import { DIP_MARK_FLAG, DIP_MARK_MASK, dipMacText, dipMark } from "../lb/dip-mac.ts";
+import {
+  DIP_MARK_FLAG,
+  DIP_MARK_MASK,
+  dipMacText,
+  dipMark,
+  NO_OWNER_MAC,
+  PASS_MARK_FLAG,
+  passMark,
+  VIPMUX_MARK_MASK,
+} from "../lb/dip-mac.ts";
 
 export const LINK_PREFIX = "vmx-";
 /** Every nftables table the agent owns starts with this; nothing else is ever touched. */
@@ -52,6 +76,9 @@ export const JHASH_SEED = 0x766d7578;
 
 /** A floating DIP's routing table is numbered by its mark: tables the agent owns. */
 export const isDipTable = (t: number) => (t & ~0x00ffffff) >>> 0 === DIP_MARK_FLAG;
+/** Second chance: the routing table of packets passed on from a VNI's device. */
+export const passTable = (vni: number) => (PASS_MARK_FLAG | vni) >>> 0;
+export const isPassTable = (t: number) => (t & ~0x00ffffff) >>> 0 === PASS_MARK_FLAG;
 
 export interface VxlanLinkSpec {
   name: string;
@@ -60,6 +87,17 @@ export interface VxlanLinkSpec {
   local: string;
   port: number;
   mac: string;
+  /**
+   * FDB entries (second chance): a remote earlier owner's `dipMac` → its host's PA, where
+   * the device sends the packets this host passes on. Sorted by MAC.
+   */
+  fdb: FdbSpec[];
+}
+
+export interface FdbSpec {
+  mac: string;
+  /** The remote host's PA (the family of the device's `local`). */
+  dst: string;
 }
 
 /** One (protocol, VIP, port or range) of a service: the unit of conntrack cleanup. */
@@ -83,15 +121,20 @@ export interface ServiceTableSpec {
   /** The complete `table inet ... { ... }` text, comment included. */
   text: string;
   endpoints: Endpoint[];
+  /** A service's table: the local DIPs that take new flows from this host (NAT or route). */
+  dips?: string[];
 }
 
 export interface RouteSpec {
   /** Prefix: a floating VIP as /32 or /128, or a default route (0.0.0.0/0, ::/0). */
   dst: string;
   table: number;
-  /** Next hops (floating DIPs, or the gateway), sorted; more than one is an ECMP route. */
+  /**
+   * Next hops (floating DIPs, or the gateway), sorted; more than one is an ECMP route;
+   * none: a route on `dev` itself (scope link: second chance's pass route).
+   */
   via: string[];
-  /** Output interface (host.interface, for the gateway route). */
+  /** Output interface (host.interface for the gateway route; the VXLAN device for a pass route). */
   dev?: string;
 }
 
@@ -164,6 +207,8 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
   const floating = new Map<string, { vni: Set<number>; dips: Set<string>; services: string[] }>();
   /** Per VNI: every local DIP (health and weight aside: the MAC → mark map is static). */
   const vniDips = new Map<number, Set<string>>();
+  /** Per VNI: the services with local backends (second chance names their DIPs). */
+  const vniServices = new Map<number, ServiceConfig[]>();
   const warnings: string[] = [];
   let v4 = false;
   let v6 = false;
@@ -178,12 +223,16 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
     const dips = vniDips.get(s.vni) ?? new Set<string>();
     for (const b of all) dips.add(b.dip);
     vniDips.set(s.vni, dips);
+    const inVni = vniServices.get(s.vni) ?? [];
+    inVni.push(s);
+    vniServices.set(s.vni, inVni);
     links.set(s.vni, {
       name: dev,
       vni: s.vni,
       local: pa,
       port: cfg.host.vxlanPort,
       mac: cfg.host.innerMac,
+      fdb: [],
     });
     if (isIPv6(s.vip)) v6 = true;
     else v4 = true;
@@ -196,7 +245,9 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
       floating.set(s.vip, f);
     }
     const dsr = (isIPv6(s.vip) ? gw6 : gw4) !== undefined;
-    tables.push(serviceTable(s, dev, local, isFloating, dsr ? mark : undefined));
+    tables.push(
+      serviceTable(s, dev, local, isFloating, dsr ? mark : undefined, cfg.host.secondChance),
+    );
   }
 
   const table = cfg.host.routeTable;
@@ -249,12 +300,43 @@ export function plan(cfg: HostAgentConfig, failing: ReadonlySet<string> = new Se
     });
     rules.push(...dsrRules({ priority, family, fwmark: mark, table }));
   }
+  const sc = cfg.host.secondChance
+    ? secondChance(cfg, vniServices, warnings)
+    : { hints: [], remotes: new Map<number, PassTarget[]>() };
+  for (const [vni, remotes] of sc.remotes) {
+    const name = linkName(vni);
+    links.get(vni)!.fdb = remotes
+      .map((r) => ({ mac: r.mac, dst: r.host }))
+      .sort((a, b) => cmp(a.mac, b.mac));
+    const families = new Set(vniServices.get(vni)!.map((s) => (isIPv6(s.vip) ? 6 : 4)));
+    for (const family of [...families].sort()) {
+      routes.push({
+        dst: family === 6 ? "::/0" : "0.0.0.0/0",
+        table: passTable(vni),
+        via: [],
+        dev: name,
+      });
+      rules.push({
+        priority,
+        family,
+        iif: name,
+        fwmark: PASS_MARK_FLAG,
+        fwmask: PASS_MARK_FLAG,
+        table: passTable(vni),
+      });
+    }
+  }
   for (const [vni, dips] of [...vniDips].sort((a, b) => a[0] - b[0]))
-    tables.push(vniTable(vni, [...dips]));
+    tables.push(vniTable(vni, [...dips], sc.remotes.get(vni) ?? []));
   if (tables.length > 0) {
     // A floating VIP with no DIP to route to (all drained) is not let through: dropped.
     const routed = [...floating].filter(([, f]) => f.dips.size > 0).map(([vip]) => vip);
-    tables.push(hostTable(routed, gw4 !== undefined || gw6 !== undefined ? mark : undefined));
+    tables.push(
+      hostTable(routed, gw4 !== undefined || gw6 !== undefined ? mark : undefined, {
+        hints: sc.hints,
+        passDevices: [...sc.remotes.keys()].map(linkName),
+      }),
+    );
   }
 
   const sortedLinks = [...links.values()].sort((a, b) => a.vni - b.vni);
@@ -301,10 +383,15 @@ function serviceTable(
   local: ServiceConfig["backends"],
   isFloating: boolean,
   dsrMark: number | undefined,
+  secondChance: boolean,
 ): ServiceTableSpec {
   const fam = isIPv6(s.vip) ? "ip6" : "ip";
   const endpoints: Endpoint[] = [];
-  const rules: string[] = [];
+  // Second chance: a packet passed on to its earlier owner's host is not NATed here.
+  const rules: string[] =
+    secondChance && !isFloating
+      ? [`${markIs(PASS_MARK_FLAG)} counter accept comment "second chance: passed on"`]
+      : [];
   // Weighted slots for the jhash map: DIPs sorted, weights divided by their gcd.
   const live = local.filter((b) => b.weight > 0).sort((a, b) => cmp(a.dip, b.dip));
   const g = live.reduce((acc, b) => gcd(acc, b.weight), 0) || 1;
@@ -358,7 +445,11 @@ function serviceTable(
     "type nat hook prerouting priority dstnat; policy accept;",
     rules,
   );
-  return { ...tableText("inet", tableName(s.name), s.name, body), endpoints };
+  return {
+    ...tableText("inet", tableName(s.name), s.name, body),
+    endpoints,
+    dips: live.map((b) => b.dip),
+  };
 }
 
 /**
@@ -367,9 +458,10 @@ function serviceTable(
  * otherwise mark them PACKET_OTHERHOST, and IP drops those). Other vipmux MACs (a DIP
  * this host does not have for the VNI: a MUX with another config) are accepted unmarked,
  * so the host picks; frames for the device's own MAC are untouched (an older MUX).
- * Depends only on the set of local DIPs of the VNI, not on health or weights.
+ * Depends only on the set of local DIPs of the VNI (and, for second chance's egress chain,
+ * the remote ones), not on health or weights.
  */
-function vniTable(vni: number, dips: string[]): ServiceTableSpec {
+function vniTable(vni: number, dips: string[], remotes: PassTarget[]): ServiceTableSpec {
   const dev = linkName(vni);
   const keep = hex((~DIP_MARK_MASK >>> 0) >>> 0);
   const rules = dips
@@ -382,11 +474,29 @@ function vniTable(vni: number, dips: string[]): ServiceTableSpec {
   rules.push(
     `ether daddr and ff:ff:00:00:00:00 == 02:76:00:00:00:00 meta pkttype other counter meta pkttype set host comment "unknown DIP"`,
   );
-  const body = chain(
+  let body = chain(
     "ingress",
     `type filter hook ingress device "${dev}" priority filter; policy accept;`,
     rules,
   );
+  // Second chance: a packet passed on leaves with its earlier owner's MAC as inner
+  // destination (the FDB sends it to that DIP's host) and NO_OWNER_MAC as source (the
+  // kernel wrote the device's own MAC, which the receiving device would drop as a loop).
+  // A pass mark of no known DIP (one removed since its flow was passed) goes nowhere.
+  if (remotes.length > 0) {
+    const map = [...remotes]
+      .sort((a, b) => a.mark - b.mark)
+      .map((r) => `${hex(r.mark)} : ${r.mac}`)
+      .join(", ");
+    body += `\n${chain(
+      "egress",
+      `type filter hook egress device "${dev}" priority filter; policy accept;`,
+      [
+        `${markIs(PASS_MARK_FLAG)} counter ether daddr set meta mark and ${hex(VIPMUX_MARK_MASK)} map { ${map} } ether saddr set ${NO_OWNER_MAC} accept comment "second chance"`,
+        `${markIs(PASS_MARK_FLAG)} counter drop comment "second chance: no such DIP"`,
+      ],
+    )}`;
+  }
   return {
     ...tableText("netdev", vniTableName(vni), `vni-${vni}`, body),
     device: dev,
@@ -394,11 +504,6 @@ function vniTable(vni: number, dips: string[]): ServiceTableSpec {
   };
 }
 
-/**
- * The host table: the forward guard (VXLAN packets that no service DNATed and that are
- * not for a floating VIP are dropped, not routed back towards the edge) and, with a DSR
- * gateway, the copy of the connection's mark onto its reply packets.
- */
 /**
  * Replies go to the DSR gateway only where the main table would use its default route:
  * `lookup main suppress_prefixlength 0` first (so a client on a connected or specifically
@@ -411,7 +516,17 @@ function dsrRules(r: RuleSpec): RuleSpec[] {
   ];
 }
 
-function hostTable(floatingVips: string[], dsrMark: number | undefined): ServiceTableSpec {
+/**
+ * The host table: the forward guard (VXLAN packets that no service DNATed, that are not
+ * for a floating VIP and that second chance does not pass on are dropped, not routed back
+ * towards the edge), with a DSR gateway the copy of the connection's mark onto its reply
+ * packets, and second chance's choice for packets that name an earlier owner.
+ */
+function hostTable(
+  floatingVips: string[],
+  dsrMark: number | undefined,
+  sc: { hints: Hint[]; passDevices: string[] },
+): ServiceTableSpec {
   const vips = [...floatingVips].sort(cmp);
   const set = (list: string[]) => `{ ${list.join(", ")} }`;
   const v4 = vips.filter((v) => !isIPv6(v));
@@ -421,6 +536,12 @@ function hostTable(floatingVips: string[], dsrMark: number | undefined): Service
     `${vx} ct status dnat accept`,
     ...(v4.length > 0 ? [`${vx} ip daddr ${set(v4)} accept`] : []),
     ...(v6.length > 0 ? [`${vx} ip6 daddr ${set(v6)} accept`] : []),
+    // Second chance: passed on, back out of the device it came in on.
+    ...(sc.passDevices.length > 0
+      ? [
+          `${markIs(PASS_MARK_FLAG)} iifname . oifname ${set(sc.passDevices.map((d) => `"${d}" . "${d}"`))} counter accept comment "second chance"`,
+        ]
+      : []),
     `${vx} counter drop comment "no service"`,
   ];
   let body = chain("forward", "type filter hook forward priority filter; policy accept;", guard);
@@ -428,8 +549,107 @@ function hostTable(floatingVips: string[], dsrMark: number | undefined): Service
     body += `\n${chain("dsr", "type filter hook prerouting priority mangle; policy accept;", [
       `ct direction reply ct mark and ${hex(dsrMark)} == ${hex(dsrMark)} meta mark set meta mark or ${hex(dsrMark)}`,
     ])}`;
+  if (sc.hints.length > 0) {
+    const map = sc.hints.map((h) => `"${h.dev}" . ${h.mac} : ${hex(h.mark)}`).join(", ");
+    // After conntrack (-200), before DNAT (-100). The whole packet mark is set (nftables
+    // 1.0 cannot combine two registers): packets from VXLAN carry only vipmux's bits.
+    body += `\n${chain(
+      "second-chance",
+      "type filter hook prerouting priority mangle; policy accept;",
+      [
+        `iifname != "${LINK_PREFIX}*" return`,
+        // A flow decided here before (passed on, or given to a local earlier owner): again.
+        `ct direction original ct mark and ${hex((DIP_MARK_FLAG | PASS_MARK_FLAG) >>> 0)} != 0x00000000 meta mark set ct mark and ${hex(VIPMUX_MARK_MASK)} counter return comment "second chance: as decided"`,
+        // A flow that lives here keeps its conntrack binding, whatever the MAC says.
+        "ct status confirmed return",
+        "tcp flags & (syn | ack) == syn return",
+        `ct state new meta l4proto { tcp, udp } meta mark set iifname . ether saddr map { ${map} } ct mark set meta mark counter comment "second chance: earlier owner"`,
+      ],
+    )}`;
+  }
   return { ...tableText("inet", HOST_TABLE, "host", body), endpoints: [] };
 }
+
+/** Second chance: a MAC a MUX may name as a flow's earlier owner, and the mark it gives. */
+export interface Hint {
+  dev: string;
+  mac: string;
+  /** A local DIP's `dipMark`, or a remote one's `passMark`. */
+  mark: number;
+}
+
+/** Second chance: a remote DIP this host passes packets on to. */
+export interface PassTarget {
+  dip: string;
+  mac: string;
+  mark: number;
+  /** Its host's PA. */
+  host: string;
+}
+
+/**
+ * Second chance, per VNI with local backends: every DIP of those services (on any host) a
+ * MUX may name as a flow's earlier owner, with what the host does for it: a local one
+ * gets its DIP mark, a remote one is passed on to its host. Left out, with a warning: a
+ * DIP on several hosts, on a host of the other underlay family, whose MAC another DIP of
+ * the VNI shares (a local one keeps it), or whose pass mark (24 bits) another remote DIP
+ * of the VNI shares. A VNI whose hint could only name today's choice gets nothing.
+ */
+function secondChance(
+  cfg: HostAgentConfig,
+  vniServices: Map<number, ServiceConfig[]>,
+  warnings: string[],
+): { hints: Hint[]; remotes: Map<number, PassTarget[]> } {
+  const pa = cfg.host.pa;
+  const hints: Hint[] = [];
+  const remotes = new Map<number, PassTarget[]>();
+  const skip = (dip: string, vni: number, why: string) =>
+    warnings.push(`second chance: DIP ${dip} (VNI ${vni}) ${why}: its flows are not passed on`);
+  for (const [vni, services] of [...vniServices].sort((a, b) => a[0] - b[0])) {
+    const hosts = new Map<string, Set<string>>();
+    for (const s of services)
+      for (const b of s.backends) hosts.set(b.dip, (hosts.get(b.dip) ?? new Set()).add(b.host));
+    const entries: { dip: string; mac: string; mark: number; host?: string }[] = [];
+    for (const [dip, on] of [...hosts].sort((a, b) => cmp(a[0], b[0]))) {
+      const mac = dipMacText(dip);
+      if (mac === NO_OWNER_MAC) continue; // refused by the config loader
+      if (on.has(pa)) {
+        entries.push({ dip, mac, mark: dipMark(dip) });
+        continue;
+      }
+      const host = [...on][0]!;
+      if (on.size > 1) skip(dip, vni, `is on hosts ${[...on].sort(cmp).join(", ")}`);
+      else if (mac === cfg.host.innerMac) skip(dip, vni, `has the VXLAN devices' MAC ${mac}`);
+      else if (isIPv6(host) !== isIPv6(pa))
+        skip(dip, vni, `is on ${host}, which this host's ${pa} cannot reach over VXLAN`);
+      else entries.push({ dip, mac, mark: passMark(dip), host });
+    }
+    const shared = (key: (e: (typeof entries)[number]) => string | number) => {
+      const n = new Map<string | number, number>();
+      for (const e of entries) n.set(key(e), (n.get(key(e)) ?? 0) + 1);
+      return (e: (typeof entries)[number]) => n.get(key(e))! > 1;
+    };
+    const macShared = shared((e) => e.mac);
+    const markShared = shared((e) => (e.host === undefined ? -1 : e.mark));
+    const kept = entries.filter((e) => {
+      if (e.host === undefined) return true;
+      if (macShared(e)) skip(e.dip, vni, `shares its MAC ${e.mac} with another DIP`);
+      else if (markShared(e))
+        skip(e.dip, vni, `shares its pass mark ${hex(e.mark)} with another remote DIP`);
+      else return true;
+      return false;
+    });
+    if (kept.length < 2) continue;
+    const dev = linkName(vni);
+    for (const e of kept) hints.push({ dev, mac: e.mac, mark: e.mark });
+    const pass = kept.flatMap((e) => (e.host === undefined ? [] : [{ ...e, host: e.host }]));
+    if (pass.length > 0) remotes.set(vni, pass);
+  }
+  return { hints, remotes };
+}
+
+/** The packet mark has all of `bits`. */
+const markIs = (bits: number) => `meta mark and ${hex(bits)} == ${hex(bits)}`;
 
 function chain(name: string, hook: string, rules: string[]): string {
   return [`\tchain ${name} {`, `\t\t${hook}`, ...rules.map((r) => `\t\t${r}`), "\t}"].join("\n");

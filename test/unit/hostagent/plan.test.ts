@@ -16,7 +16,13 @@ import {
   ruleKey,
 } from "../../../src/hostagent/diff.ts";
 import { formatMultipath, parseMultipath } from "../../../src/hostagent/kernel.ts";
-import { type DesiredState, isDipTable, isOwnLinkName, plan } from "../../../src/hostagent/plan.ts";
+import {
+  type DesiredState,
+  isDipTable,
+  isOwnLinkName,
+  isPassTable,
+  plan,
+} from "../../../src/hostagent/plan.ts";
 import { ensureSecretFile } from "../../../src/lab/secrets.ts";
 import { DIP_MARK_MASK, dipMark } from "../../../src/lb/dip-mac.ts";
 
@@ -53,7 +59,7 @@ const DNS = `
 /** What the kernel would report after applying `d` (what `observe` reads back). */
 function observedFrom(d: DesiredState): ObservedState {
   return {
-    links: d.links.map((l, i) => ({ ...l, index: 10 + i, kind: "vxlan", up: true })),
+    links: d.links.map((l, i) => ({ ...l, index: 10 + i, kind: "vxlan", up: true, noarp: true })),
     tables: parseNftRuleset(d.tables.map((t) => t.text).join(""), "vipmux-"),
     routes: d.routes,
     rules: d.rules,
@@ -64,9 +70,24 @@ function observedFrom(d: DesiredState): ObservedState {
 describe("plan", () => {
   it("one VXLAN device per VNI with local backends, bound to the PA, with the inner MAC", () => {
     const d = plan(cfg(WEB + DNS));
+    // VNI 100 has a DIP on another host: its FDB entry is second chance's (below).
     expect(d.links).toEqual([
-      { name: "vmx-100", vni: 100, local: "198.51.100.2", port: 4789, mac: "02:76:6d:78:00:01" },
-      { name: "vmx-200", vni: 200, local: "198.51.100.2", port: 4789, mac: "02:76:6d:78:00:01" },
+      {
+        name: "vmx-100",
+        vni: 100,
+        local: "198.51.100.2",
+        port: 4789,
+        mac: "02:76:6d:78:00:01",
+        fdb: [{ mac: "02:76:0a:0a:02:15", dst: "198.51.100.6" }],
+      },
+      {
+        name: "vmx-200",
+        vni: 200,
+        local: "198.51.100.2",
+        port: 4789,
+        mac: "02:76:6d:78:00:01",
+        fdb: [],
+      },
     ]);
     expect(d.sysctls).toEqual([
       { key: "net/ipv4/conf/vmx-100/rp_filter", value: "0" },
@@ -188,17 +209,23 @@ describe("plan", () => {
     expect(d.tables[0]!.text).not.toContain("dnat");
     // The MUX's choice: a table per DIP (numbered by its mark) and a rule on its mark;
     // then the host's own ECMP for the rest.
+    // (The remote DIP's pass route and rule are second chance's: a packet passed on to
+    // 10.10.2.22's host takes neither the marked rules nor the ECMP.)
     expect(d.routes).toEqual([
       { dst: "20.20.20.101/32", table: 4789, via: ["10.10.1.12", "10.10.1.13"] },
       { dst: "20.20.20.101/32", table: 0x010a010c, via: ["10.10.1.12"] },
       { dst: "20.20.20.101/32", table: 0x010a010d, via: ["10.10.1.13"] },
+      { dst: "0.0.0.0/0", table: 0x02000064, via: [], dev: "vmx-100" },
     ]);
     expect(d.rules.map(ruleKey)).toEqual([
       "4789: ipv4 from all to 20.20.20.101/32 iif vmx-100 fwmark 0x10a010c/0x1ffffff lookup 17432844",
       "4789: ipv4 from all to 20.20.20.101/32 iif vmx-100 fwmark 0x10a010d/0x1ffffff lookup 17432845",
       "4790: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
+      "4789: ipv4 from all iif vmx-100 fwmark 0x2000000/0x2000000 lookup 33554532",
     ]);
-    expect(d.routes.every((r) => r.table === 4789 || isDipTable(r.table))).toBe(true);
+    expect(
+      d.routes.every((r) => r.table === 4789 || isDipTable(r.table) || isPassTable(r.table)),
+    ).toBe(true);
     // The guard lets the floating VIP through and drops the rest of what VXLAN brings.
     expect(d.tables.find((t) => t.table === "vipmux-host")!.text).toContain(
       'iifname "vmx-*" ip daddr { 20.20.20.101 } accept',
@@ -225,6 +252,13 @@ describe("plan", () => {
   it("a host table guards the forward path: DNATed flows pass, anything else from VXLAN drops", () => {
     const host = plan(cfg(WEB)).tables.find((t) => t.table === "vipmux-host")!;
     expect(host.text).toContain(
+      '\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname "vmx-*" ct status dnat accept\n\t\tmeta mark and 0x02000000 == 0x02000000 iifname . oifname { "vmx-100" . "vmx-100" } counter accept comment "second chance"\n\t\tiifname "vmx-*" counter drop comment "no service"\n\t}',
+    );
+    // Without second chance (or a remote DIP) only DNATed flows pass.
+    const off = plan(cfg(WEB, "pa: 198.51.100.2, second-chance: false")).tables.find(
+      (t) => t.table === "vipmux-host",
+    )!;
+    expect(off.text).toContain(
       '\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname "vmx-*" ct status dnat accept\n\t\tiifname "vmx-*" counter drop comment "no service"\n\t}',
     );
     expect(host.text).not.toContain("chain dsr");
@@ -255,6 +289,7 @@ describe("plan", () => {
       { dst: "20.20.20.101/32", table: 4789, via: ["10.10.1.13"] },
       { dst: "0.0.0.0/0", table: 4789, via: ["198.51.100.1"], dev: "eth1" },
       { dst: "::/0", table: 4789, via: ["2001:db8:100:1::1"], dev: "eth1" },
+      { dst: "0.0.0.0/0", table: 0x02000064, via: [], dev: "vmx-100" },
     ]);
     expect(d.rules.map(ruleKey)).toEqual([
       "4790: ipv4 from all to 20.20.20.101/32 iif vmx-100 lookup 4789",
@@ -264,6 +299,7 @@ describe("plan", () => {
       "4790: ipv4 from all fwmark 0x10000000/0x10000000 lookup 4789",
       "4789: ipv6 from all fwmark 0x10000000/0x10000000 lookup 254 suppress_prefixlength 0",
       "4790: ipv6 from all fwmark 0x10000000/0x10000000 lookup 4789",
+      "4789: ipv4 from all iif vmx-100 fwmark 0x2000000/0x2000000 lookup 33554532",
     ]);
     // What the kernel reports back (every gateway route with its device) is no change.
     const o = observedFrom(d);
@@ -333,7 +369,7 @@ describe("plan", () => {
       "meta mark and 0x01ffffff == 0x01c8307c counter dnat ip6 to [fd00:10:1::12]:8080",
     );
     // One live DIP: nothing to choose, one rule.
-    expect(plan(cfg(DNS)).tables[0]!.text).not.toContain("meta mark");
+    expect(plan(cfg(DNS)).tables[0]!.text).not.toContain("meta mark and 0x01ffffff");
   });
 
   it("a failing or drained DIP loses its marked rule (its flows take the host's pick); the netdev table stays", () => {
@@ -374,7 +410,16 @@ describe("diff", () => {
   it("from nothing: devices, sysctls, one nft transaction", () => {
     const d = plan(cfg(WEB + DNS));
     const a = diff(d, { links: [], tables: [], routes: [], rules: [], sysctls: {} });
-    expect(a.map((x) => x.kind)).toEqual(["link-add", "link-add", "sysctl", "sysctl", "nft"]);
+    expect(a.map((x) => x.kind)).toEqual([
+      "link-add",
+      "link-add",
+      "sysctl",
+      "sysctl",
+      "fdb",
+      "nft",
+      "route-add",
+      "rule-add",
+    ]);
   });
 
   it("applied state diffs to nothing (restart is a no-op)", () => {
@@ -392,7 +437,7 @@ describe("diff", () => {
     expect(a[0]!.kind === "nft" && a[0]!.put.map((t) => t.table)).toEqual(["vipmux-svc-web"]);
   });
 
-  it("a DIP added to one service of a shared VNI: that service's table and the VNI's netdev table, nothing else", () => {
+  it("a DIP added to one service of a shared VNI: that service's table, the VNI's netdev table and the host table's owner map, nothing else", () => {
     const other = `
   - name: api
     vip: 20.20.20.110
@@ -414,22 +459,31 @@ describe("diff", () => {
     expect(a[0]!.kind === "nft" && a[0]!.put.map((t) => `${t.family} ${t.table}`)).toEqual([
       "inet vipmux-svc-web",
       "netdev vipmux-vni-100",
+      "inet vipmux-host",
     ]);
     expect(a[0]!.kind === "nft" && nftScript(a[0]!.put, a[0]!.del)).toMatch(
       /^table inet vipmux-svc-web\ndelete table inet vipmux-svc-web\ntable netdev vipmux-vni-100\ndelete table netdev vipmux-vni-100\n/,
     );
   });
 
-  it("a VXLAN device (re)created in a pass gets its netdev table again, even with an equal digest", () => {
+  it("a VXLAN device (re)created in a pass gets its netdev table and sysctl again, even when they look in place", () => {
     const d = plan(cfg(WEB + DNS));
     const o = observedFrom(d);
     o.links = o.links.filter((l) => l.name !== "vmx-200");
     const a = diff(d, o);
-    expect(a.map((x) => x.kind)).toEqual(["link-add", "nft"]);
-    expect(a[1]!.kind === "nft" && a[1]!.put.map((t) => t.table)).toEqual(["vipmux-vni-200"]);
+    expect(a.map((x) => x.kind)).toEqual(["link-add", "sysctl", "nft"]);
+    expect(a[1]).toMatchObject({ sysctl: { key: "net/ipv4/conf/vmx-200/rp_filter" } });
+    expect(a[2]!.kind === "nft" && a[2]!.put.map((t) => t.table)).toEqual(["vipmux-vni-200"]);
     const r = observedFrom(d);
     r.links[0] = { ...r.links[0]!, port: 8472 };
-    expect(diff(d, r).map((x) => x.kind)).toEqual(["link-replace", "nft"]);
+    // Its FDB entries and its pass route went with the old device too.
+    expect(diff(d, r).map((x) => x.kind)).toEqual([
+      "link-replace",
+      "sysctl",
+      "fdb",
+      "nft",
+      "route-add",
+    ]);
   });
 
   it("removing a port flushes conntrack of that endpoint only", () => {
@@ -500,7 +554,15 @@ describe("diff", () => {
   it("cleanup (empty desired) removes everything observed", () => {
     const d = plan(cfg(WEB + DNS));
     const a = diff(emptyState(), observedFrom(d));
-    expect(a.map((x) => x.kind)).toEqual(["nft", "link-del", "link-del", "conntrack-flush"]);
+    // FDB entries go with their devices.
+    expect(a.map((x) => x.kind)).toEqual([
+      "nft",
+      "route-del",
+      "rule-del",
+      "link-del",
+      "link-del",
+      "conntrack-flush",
+    ]);
   });
 });
 
@@ -646,7 +708,7 @@ services:
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.map((e) => `${e.line}:${e.col} ${e.path}: ${e.message}`)).toEqual([
-      "2:37 host.dsr-mark: must not overlap the DIP mark bits 0x01ffffff (the MUX's DIP choice)",
+      "2:37 host.dsr-mark: must not overlap the mark bits 0x03ffffff (the MUX's DIP choice and second chance)",
       "10:16 services.0.backends.1.dip: DIPs 10.10.1.11 and 11.10.1.11 of VNI 100 on this host have the same DIP mark 0x10a010b (last 3 bytes of their inner MACs 02:76:0a:0a:01:0b, 02:76:0b:0a:01:0b): the host could not tell which one a MUX chose",
       "11:16 services.0.backends.2.dip: DIP 109.120.0.1's inner MAC 02:76:6d:78:00:01 is host.inner-mac (the VXLAN device's own): choose another inner-mac",
     ]);
