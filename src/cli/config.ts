@@ -1,46 +1,61 @@
-// `vipmux validate FILE` and `vipmux config schema`.
-import type { Command } from "commander";
-import { kebabizeKeys } from "../config/camel.ts";
-import { configJsonSchema, formatConfigError, loadConfig } from "../config/index.ts";
+// `vipmux validate FILE` and `vipmux config schema` (MUX and host-agent configs).
+import { type Command, Option } from "commander";
+import { formatConfigError } from "../config/index.ts";
+import {
+  CONFIG_KINDS,
+  type ConfigKind,
+  describeConfig,
+  jsonSchemaOf,
+  loadAnyConfig,
+  redactedConfig,
+} from "../config/kind.ts";
 import { configReference } from "../config/reference.ts";
+import { configError } from "./errors.ts";
 
 export function registerConfig(program: Command): void {
   program
     .command("validate")
     .description("check a config file: schema and semantic rules, every error with line:column")
-    .argument("<file>", "vipmux YAML config")
+    .argument("<file>", "vipmux YAML config: a MUX's or a host agent's")
+    .addOption(kindOption())
     .option("--json", "print the errors (or the normalized config) as JSON")
     .addHelpText(
       "after",
       `
-Exit status 0 when valid, 1 when not. Secrets given as { file } or { env } must be
-readable here, as they must be where the daemon runs.
+Exit status 0 when valid, 1 when not. With --json the report is on stdout either way
+({"valid": ..., "config" | "errors": ...}) and an invalid file also writes the error object
+on stderr. Secrets given as { file } or { env } must be readable here, as they must be
+where the daemon runs.
+
+The kind of file comes from its top-level keys (host: without bgp: is a host agent's);
+--kind forces it.
 
 Example:
   $ vipmux validate /etc/vipmux/mux.yml
   /etc/vipmux/mux.yml:42:16: services.1.backends.0.dip: DIP 10.10.1.11 is in service "web" with VNI 100 and here with VNI 200`,
     )
-    .action((file: string, opts: { json?: boolean }) => {
-      const r = loadConfig(file);
+    .action((file: string, opts: { json?: boolean; kind?: ConfigKind }) => {
+      const { kind, result: r } = loadAnyConfig(file, opts.kind);
+      const n = r.ok ? 0 : r.error.length;
+      const summary = `${n} error${n === 1 ? "" : "s"}`;
       if (opts.json) {
         console.log(
           JSON.stringify(
             r.ok
-              ? { valid: true, config: kebabizeKeys(redact(r.value)) }
+              ? { valid: true, kind, config: redactedConfig(r.value) }
               : { valid: false, errors: r.error },
             null,
             2,
           ),
         );
       } else if (r.ok) {
-        const c = r.value;
-        console.log(
-          `${file}: valid (${c.bgp.peers.length} peers, ${c.services.length} services, ${c.services.reduce((n, s) => n + s.backends.length, 0)} backends)`,
-        );
+        console.log(`${file}: valid (${describeConfig(r.value)})`);
       } else {
         for (const e of r.error) console.error(formatConfigError(e));
-        console.error(`${r.error.length} error${r.error.length === 1 ? "" : "s"}`);
+        console.error(summary);
       }
+      // Under --json an invalid file is also the error object on stderr (exit 1).
+      if (!r.ok && opts.json) throw configError(r.error, `${file}: ${summary}`);
       process.exitCode = r.ok ? 0 : 1;
     });
 
@@ -54,21 +69,20 @@ Example:
   config
     .command("schema")
     .description("print the config's JSON Schema (for editor completion and CI checks)")
-    .action(() => {
-      console.log(JSON.stringify(configJsonSchema(), null, 2));
+    .option("--json", "accepted for uniformity: the schema is JSON already")
+    .addOption(kindOption("mux"))
+    .action((opts: { kind: ConfigKind }) => {
+      console.log(JSON.stringify(jsonSchemaOf(opts.kind), null, 2));
     });
 }
 
-/** The normalized config without secret values. */
-function redact<
-  T extends { bgp: { peers: { password?: unknown }[] }; health: { token?: unknown } },
->(c: T): T {
-  return {
-    ...c,
-    bgp: {
-      ...c.bgp,
-      peers: c.bgp.peers.map((p) => (p.password ? { ...p, password: "<redacted>" } : p)),
-    },
-    health: c.health.token ? { ...c.health, token: "<redacted>" } : c.health,
-  };
+/** `--kind mux|host-agent`: which schema a file is checked against. */
+function kindOption(fallback?: ConfigKind): Option {
+  const o = new Option(
+    "--kind <kind>",
+    fallback
+      ? "whose schema: mux or host-agent"
+      : "check the file as this kind (default: from its top-level keys)",
+  ).choices(CONFIG_KINDS);
+  return fallback ? o.default(fallback) : o;
 }

@@ -4,10 +4,16 @@
 // (duplicate VIPs, VNI conflicts, ...) live in semantic.ts; both report through load.ts.
 import { isIP, isIPv4 } from "node:net";
 import { z } from "zod";
+import { parseHostPort } from "../util/host-port.ts";
 import { camelizeKeys } from "./camel.ts";
 import { parseDurationMs } from "./duration.ts";
 
-export const ipv4 = z.string().refine((s) => isIPv4(s), { message: "must be an IPv4 address" });
+// The JSON Schema (`vipmux config schema`) carries each address's format, so editors flag
+// a bad one as it is typed; the refinements are what decides.
+export const ipv4 = z
+  .string()
+  .refine((s) => isIPv4(s), { message: "must be an IPv4 address" })
+  .meta({ format: "ipv4" });
 // Node's isIP accepts IPv6 zones (fe80::1%eth0); a zone names an interface of one machine
 // and means nothing in a VIP, DIP or peer address shared by every MUX.
 export const ip = z
@@ -16,20 +22,62 @@ export const ip = z
   .refine((s) => !s.includes("%"), {
     message:
       "an IPv6 zone (%eth0) names one machine's interface and has no meaning here: remove it",
+  })
+  .meta({ anyOf: [{ format: "ipv4" }, { format: "ipv6" }] });
+
+/** An editor's approximation of ADDRESS:PORT; parseHostPort decides. */
+const HOST_PORT_PATTERN = String.raw`(\[[0-9A-Fa-f:.]+\]|([0-9]{1,3}\.){3}[0-9]{1,3})?:[0-9]{1,5}`;
+
+/** A string; a YAML number (`metrics: 9273`) gets the bare-port message, not a type error. */
+const addressText = () =>
+  z.string({
+    error: (iss) => {
+      if (typeof iss.input !== "number") return undefined;
+      const r = parseHostPort(String(iss.input));
+      return r.ok ? undefined : r.error;
+    },
   });
 
+/**
+ * `address:port` (IPv6 in brackets), parsed by the one parser the daemon binds with;
+ * `whenOff` says what to write instead of `off` where the socket cannot be off.
+ */
+export const hostPortAddress = (whenOff: string) =>
+  addressText()
+    .superRefine((s, ctx) => {
+      const r = s === "off" ? { ok: false as const, error: whenOff } : parseHostPort(s);
+      if (!r.ok) ctx.addIssue({ code: "custom", message: r.error });
+    })
+    .meta({ pattern: `^${HOST_PORT_PATTERN}$` });
+
 /** `address:port` (IPv6 in brackets) or `off`. */
-export const listenAddress = z.string().refine(
-  (s) => {
-    if (s === "off") return true;
-    const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s);
-    if (!m) return false;
-    const host = m[1] ?? m[2] ?? "";
-    const p = Number(m[3]);
-    return (host === "" || (isIP(host) !== 0 && !host.includes("%"))) && p <= 65_535;
-  },
-  { message: "must be ADDRESS:PORT (IPv6 as [ADDRESS]:PORT, port 0-65535) or off" },
-);
+export const listenAddress = addressText()
+  .superRefine((s, ctx) => {
+    if (s === "off") return;
+    const r = parseHostPort(s);
+    if (!r.ok) ctx.addIssue({ code: "custom", message: `${r.error}; or off` });
+  })
+  .meta({ pattern: `^(off|${HOST_PORT_PATTERN})$` });
+
+/**
+ * The BGP identifier: a non-zero 4-octet value (RFC 6286 §2.1), here an IPv4 unicast
+ * address of this node, since it is also the default VXLAN outer source.
+ */
+const routerId = ipv4.superRefine((s, ctx) => {
+  if (!isIPv4(s)) return;
+  const first = Number(s.split(".")[0]);
+  if (s === "0.0.0.0")
+    ctx.addIssue({
+      code: "custom",
+      message:
+        "0.0.0.0 is not a BGP identifier (RFC 6286: a non-zero value): use this MUX's own IPv4 address",
+    });
+  else if (first === 0 || first === 127 || first >= 224)
+    ctx.addIssue({
+      code: "custom",
+      message: `${s} is not a unicast address (${first === 127 ? "loopback" : first === 0 ? "0.0.0.0/8" : first < 240 ? "multicast" : "reserved or broadcast"}): use this MUX's own IPv4 address (it is also the default VXLAN outer source)`,
+    });
+});
 const asn = z.number().int().min(1).max(4_294_967_295);
 export const port = z.number().int().min(1).max(65_535);
 export const durationMs = (what: string) =>
@@ -253,7 +301,9 @@ export const configFileSchema = z
   .strictObject({
     node: z.strictObject({
       name: z.string().min(1).describe("this MUX's name (logs, health stream)"),
-      "router-id": ipv4.describe("BGP identifier"),
+      "router-id": routerId.describe(
+        "BGP identifier: this MUX's IPv4 unicast address (non-zero, RFC 6286; the default VXLAN outer source)",
+      ),
     }),
     bgp: z.strictObject({
       asn: asn.describe("this MUX's AS"),
@@ -271,8 +321,7 @@ export const configFileSchema = z
         })
         .default({ wait: 30_000, "as-path-prepend": 0 }),
       "next-hop-v6": ip.optional().describe("IPv6 next hop for IPv6 VIPs (default: per peer)"),
-      listen: listenAddress
-        .refine((s) => s !== "off", { message: "must be ADDRESS:PORT" })
+      listen: hostPortAddress("cannot be off (it opens only while a passive peer is configured)")
         .default("[::]:179")
         .describe("where passive peers connect to; open only while a passive peer is configured"),
       "max-prefixes-total": prefixCount
@@ -366,7 +415,17 @@ export const configFileSchema = z
     api: z
       .strictObject({
         socket: z.string().default("/run/vipmux/admin.sock"),
-        metrics: z.string().optional().describe("address:port for Prometheus /metrics"),
+        "socket-group": z
+          .string()
+          .optional()
+          .describe(
+            "group (name or gid) whose members may use the admin socket (vipmux status, drain, ...): the socket is made 0660 and owned by it; default: the daemon's user only (0600)",
+          ),
+        metrics: hostPortAddress("leave metrics out to have no metrics endpoint")
+          .optional()
+          .describe(
+            "ADDRESS:PORT of Prometheus /metrics, e.g. 127.0.0.1:9273 (absent: no metrics endpoint)",
+          ),
       })
       .default({ socket: "/run/vipmux/admin.sock" }),
     services: z.array(serviceSchema).default([]),

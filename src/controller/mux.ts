@@ -1,8 +1,8 @@
 // The MUX daemon: wires config, health (hub + host-agent stream + MUX probes), the
 // controller, the BGP speaker, the dataplane and the admin/metrics endpoints. Everything
 // here is edges and glue; decisions live in the controller's pure core.
-import { isIPv6 } from "node:net";
 import { type AdminHandler, AdminServer } from "../api/admin.ts";
+import { bgpAdjIn, bgpAdjOut, bgpNeighbor, bgpNeighbors } from "../api/bgp.ts";
 import { type Labelled, Metrics, type MetricsSources } from "../api/metrics.ts";
 import type { MuxStatus } from "../api/status.ts";
 import { BfdManager, type BfdStats } from "../bfd/index.ts";
@@ -15,6 +15,7 @@ import { HealthStreamServer } from "../health/stream.ts";
 import { backendKey } from "../health/targets.ts";
 import type { ServiceModel } from "../lb/service.ts";
 import { type FlowQuery, FlowQueryError } from "../packet/build.ts";
+import { hostPort } from "../util/host-port.ts";
 import { createLogger } from "../util/log.ts";
 import { Controller } from "./controller.ts";
 import { vipPrefix } from "./desired.ts";
@@ -84,7 +85,7 @@ export function speakerOptions(cfg: Config): ConstructorParameters<typeof Speake
       },
     };
   });
-  const [listenHost, listenPort] = splitHostPort(cfg.bgp.listen);
+  const { host: listenHost, port: listenPort } = hostPort(cfg.bgp.listen);
   return {
     asn: cfg.bgp.asn,
     routerId: cfg.node.routerId,
@@ -176,8 +177,11 @@ export class MuxDaemon {
     this.metrics = new Metrics({
       bgpPeers: () =>
         this.speaker.peers().map((p) => ({
-          peer: p.name,
+          peer: p.address,
+          name: p.name,
+          asn: p.asn,
           up: p.state === "Established",
+          established: p.counters.established,
           uptimeSeconds: (p.establishedForMs ?? 0) / 1000,
           messagesIn: {
             update: p.counters.updatesIn,
@@ -241,11 +245,13 @@ export class MuxDaemon {
   async start(): Promise<void> {
     // The admin socket first: it is also the instance lock, so a second vipmux with the
     // same config stops here, before it opens BGP sessions that would collide with ours.
-    this.admin = new AdminServer(this.config.api.socket, this.routes());
+    this.admin = new AdminServer(this.config.api.socket, this.routes(), {
+      group: this.config.api.socketGroup,
+    });
     await this.admin.listen();
     await this.dataplane.start();
     if (this.config.health.listen !== "off") {
-      const [host, port] = splitHostPort(this.config.health.listen);
+      const { host, port } = hostPort(this.config.health.listen);
       await this.healthServer.listen(port, host);
     }
     await this.speaker.start();
@@ -458,6 +464,14 @@ export class MuxDaemon {
       };
     return {
       "GET /v1/status": () => ({ status: 200, body: this.status() }),
+      "GET /v1/bgp/neighbors": () => ({
+        status: 200,
+        body: bgpNeighbors(this.speaker, this.bfdStats?.peers ?? []),
+      }),
+      "GET /v1/bgp/neighbor": ({ query }) =>
+        bgpNeighbor(this.speaker, this.bfdStats?.peers ?? [], query.get("address")),
+      "GET /v1/bgp/neighbor/adj-out": ({ query }) => bgpAdjOut(this.speaker, query.get("address")),
+      "GET /v1/bgp/neighbor/adj-in": ({ query }) => bgpAdjIn(this.speaker, query.get("address")),
       "POST /v1/drain": drain(true),
       "POST /v1/undrain": drain(false),
       "POST /v1/reload": async () => {
@@ -503,12 +517,6 @@ export class MuxDaemon {
     this.hub.stop();
     await this.dataplane.stop();
   }
-}
-
-export function splitHostPort(s: string): [string, number] {
-  const idx = s.lastIndexOf(":");
-  const host = s.slice(0, idx).replace(/^\[|\]$/g, "");
-  return [host || (isIPv6(host) ? "::" : "0.0.0.0"), Number(s.slice(idx + 1))];
 }
 
 /**

@@ -2,12 +2,23 @@
 // is 0660 and owned by that group, its directory lets the group through, an unknown group
 // stops the start before anything exists, and without a group the socket stays 0600.
 import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { AdminServer, adminRequest, resolveGroup } from "../../../src/api/admin.ts";
+import { loadConfig } from "../../../src/config/index.ts";
+import { MuxDaemon } from "../../../src/controller/mux.ts";
+import { fakeDataplane } from "../controller/fake-dataplane.ts";
 
 /** A group of this machine other than ours, and its gid as getent says. */
 const GROUP = "adm";
@@ -119,5 +130,32 @@ describe("admin socket group", () => {
     await s.listen();
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     expect(statSync(join(root, "plain")).mode & 0o777).toBe(0o700);
+  });
+
+  it("the MUX daemon takes the group from api.socket-group", async () => {
+    const dir = join(root, "daemon");
+    mkdirSync(dir);
+    const sock = join(dir, "run", "admin.sock");
+    const file = join(dir, "mux.yml");
+    writeFileSync(
+      file,
+      `node: { name: grouptest, router-id: 192.0.2.2 }
+bgp: { asn: 65101, peers: [ { address: 127.0.0.1, asn: 65000, port: 1, connect-retry: 60s } ] }
+health: { listen: "off" }
+api: { socket: ${sock}, socket-group: ${GROUP} }
+`,
+    );
+    const cfg = loadConfig(file);
+    if (!cfg.ok) throw new Error(JSON.stringify(cfg.error));
+    expect(cfg.value.api.socketGroup).toBe(GROUP);
+    const daemon = new MuxDaemon(cfg.value, {
+      configFile: file,
+      dataplane: fakeDataplane,
+      log: () => {},
+    });
+    servers.push({ close: () => daemon.stop() });
+    await daemon.start();
+    expect(statSync(sock).mode & 0o777).toBe(0o660);
+    expect(statSync(sock).gid).toBe(gid);
   });
 });
