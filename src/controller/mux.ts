@@ -382,6 +382,7 @@ export class MuxDaemon {
     if (revoked > 0)
       this.log("info", `reload: ${revoked} health stream(s) dropped: key no longer accepted`);
     this.hub.sync(r.value);
+    this.healthServer.resync();
     this.controller.reload(r.value);
     await this.reloadPeers(prev, r.value);
     await this.syncBfd(r.value);

@@ -220,6 +220,14 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
    * After the keys changed (reload, rotation): drops every connection whose key is no
    * longer accepted, so a revoked key stops working at once, not at the next reconnect.
    */
+  /**
+   * Asks every authenticated agent for a full report: after a reload changed which DIPs
+   * each host owns, entries dropped as not yet owned are reported again.
+   */
+  resync(): void {
+    for (const sock of this.authed.keys()) sock.write(`${JSON.stringify({ t: "resync" })}\n`);
+  }
+
   revalidate(): number {
     let dropped = 0;
     for (const [sock, a] of this.authed)
@@ -231,9 +239,13 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
   }
 
   private reject(reason: RejectReason, sock: net.Socket): void {
-    this.rejects.set(reason, (this.rejects.get(reason) ?? 0) + 1);
+    this.count(reason);
     this.emit("rejected", reason, `${sock.remoteAddress}:${sock.remotePort}`);
     sock.destroy();
+  }
+
+  private count(reason: RejectReason): void {
+    this.rejects.set(reason, (this.rejects.get(reason) ?? 0) + 1);
   }
 
   /** Unauthenticated connections, in all and per source address (for status and tests). */
@@ -338,10 +350,17 @@ export class HealthStreamServer extends EventEmitter<HealthServerEvents> {
             typeof entry[1] !== "boolean"
           )
             return this.reject("bad_frame", sock);
-          if (!this.opts.owns(host, entry[0])) return this.reject("not_owner", sock);
+        }
+        // An authenticated host may still name DIPs that are not its own here: during a
+        // rolling reload its config runs ahead of (or behind) this MUX's. Those entries are
+        // dropped and counted; the stream, and the host's other DIPs, stay.
+        let own: BackendReport = backends;
+        if (!backends.every(([key]) => this.opts.owns(host!, key))) {
+          own = backends.filter(([key]) => this.opts.owns(host!, key));
+          this.count("not_owner");
         }
         this.lastHeard.set(host, Date.now());
-        this.emit("report", host, backends, full);
+        this.emit("report", host, own, full);
       }
       if (framer.oversize || (host === undefined && framer.scanned > maxHello))
         this.reject("oversize", sock);
@@ -467,6 +486,9 @@ export class HealthStreamClient extends EventEmitter<{
           this.send(this.opts.snapshot(), true);
           this.heartbeat = setInterval(() => this.send([]), this.opts.heartbeatMs ?? 1000);
           this.emit("up");
+        } else if (msg.t === "resync" && this.authed) {
+          // The MUX's view of what this host owns changed (its reload): the whole picture.
+          this.send(this.opts.snapshot(), true);
         }
       }
       if (framer.oversize || (!this.authed && framer.scanned > MAX_HELLO_BYTES)) drop("oversize");

@@ -109,14 +109,35 @@ describe("health stream", () => {
     expect(reports).toEqual([]);
   });
 
-  it("rejects reports about DIPs the host does not own", async () => {
+  it("drops (and counts) report entries about DIPs the host does not own, and keeps the stream", async () => {
     const { s, port, reports } = await server();
-    client(port, { snapshot: [["web/10.10.2.21", false]] });
-    await pollUntil(async () => (s.rejects.get("not_owner") ?? 0) >= 1, {
-      timeoutMs: 2000,
-      what: "not_owner",
+    // Its own DIP and another host's: only its own is believed.
+    const c = client(port, {
+      snapshot: [
+        ["web/10.10.1.11", true],
+        ["web/10.10.2.21", false],
+      ],
     });
-    expect(reports).toEqual([]);
+    await pollUntil(async () => reports.length >= 1, { timeoutMs: 2000, what: "the report" });
+    expect(reports[0]).toEqual(["127.0.0.2", [["web/10.10.1.11", true]], true]);
+    expect(s.rejects.get("not_owner")).toBe(1);
+    // Only foreign entries: an empty report, and the stream stays up (a rolling reload
+    // can put a DIP in a host's config before the MUX's).
+    c.send([["web/10.10.2.21", true]]);
+    await pollUntil(async () => reports.length >= 2, {
+      timeoutMs: 2000,
+      what: "the second report",
+    });
+    expect(reports[1]).toEqual(["127.0.0.2", [], false]);
+    expect(c.connected).toBe(true);
+    // After the MUX's reload it asks for the whole picture again.
+    const seen = reports.length;
+    s.resync();
+    const full = await pollUntil(async () => reports.slice(seen).find((r) => r[2] === true), {
+      timeoutMs: 2000,
+      what: "the full report asked for",
+    });
+    expect(full).toEqual(["127.0.0.2", [["web/10.10.1.11", true]], true]);
   });
 
   it("rejects unknown hosts even with the right token", async () => {
